@@ -1,0 +1,1 @@
+"""Audio: the chunk type, the bounded queue and the sinks."""

@@ -1,0 +1,1 @@
+"""LLM token sources: each turns chat messages into a stream of text deltas."""

@@ -1,0 +1,25 @@
+"""The token-source interface every LLM provider implements."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from typing import Literal, Protocol, TypedDict
+
+
+class Message(TypedDict):
+    """One chat message, in the shape every provider family accepts."""
+
+    role: Literal["system", "user", "assistant"]
+    content: str
+
+
+class TokenSource(Protocol):
+    """Streams the assistant's answer to ``messages`` as text deltas, in order.
+
+    Implementations are async generators; the caller closes them (``contextlib.aclosing``)
+    so an interrupted stream closes its HTTP response at once.
+    """
+
+    name: str
+
+    def stream(self, messages: Sequence[Message]) -> AsyncIterator[str]: ...

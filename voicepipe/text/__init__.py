@@ -1,0 +1,1 @@
+"""Text: incremental sentence segmentation and speech normalization."""
