@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, Sequence
 from typing import Literal, Protocol, TypedDict
 
 
@@ -22,4 +22,4 @@ class TokenSource(Protocol):
 
     name: str
 
-    def stream(self, messages: Sequence[Message]) -> AsyncIterator[str]: ...
+    def stream(self, messages: Sequence[Message]) -> AsyncGenerator[str, None]: ...
