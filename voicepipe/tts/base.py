@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from typing import Protocol
 
 from voicepipe.audio.chunk import AudioChunk
@@ -18,4 +18,4 @@ class TTSEngine(Protocol):
     name: str
     sample_rate: int
 
-    def synthesize(self, text: str, text_index: int = 0) -> AsyncIterator[AudioChunk]: ...
+    def synthesize(self, text: str, text_index: int = 0) -> AsyncGenerator[AudioChunk, None]: ...
