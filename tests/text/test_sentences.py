@@ -1,0 +1,339 @@
+from __future__ import annotations
+
+import itertools
+import re
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from tests.text.golden_rules import GOLDEN_RULES
+from voicepipe.text.sentences import Chunking, SentenceBuffer, split_sentences
+
+
+def run(
+    text: str, parts: list[str] | None = None, mode: Chunking = "sentence", **kw: int
+) -> list[str]:
+    """Feed ``parts`` (default: the whole text) to a fresh buffer and collect every chunk."""
+    buffer = SentenceBuffer(mode, **kw)
+    out: list[str] = []
+    for part in [text] if parts is None else parts:
+        out += buffer.feed(part)
+    return out + buffer.flush()
+
+
+def words(text: str) -> list[str]:
+    return re.findall(r"\S+\s*|\s+", text)
+
+
+def cut(text: str, points: list[int]) -> list[str]:
+    edges = [0, *sorted({p % (len(text) + 1) for p in points}), len(text)]
+    return [text[a:b] for a, b in itertools.pairwise(edges)]
+
+
+def assert_partition(text: str, chunks: list[str]) -> None:
+    """The invariant: text == ws + c1 + ws + c2 + ... + cn + ws, chunks verbatim and stripped."""
+    pos = 0
+    for chunk in chunks:
+        assert chunk and chunk == chunk.strip()
+        found = text.find(chunk, pos)
+        assert found >= 0 and not text[pos:found].strip(), (chunk, text[pos:])
+        pos = found + len(chunk)
+    assert not text[pos:].strip()
+
+
+# ------------------------------------------------------------------ golden rules
+
+FEEDS = {"whole": lambda t: [t], "word": words, "char": list}
+
+
+@pytest.mark.parametrize("feed", FEEDS)
+@pytest.mark.parametrize(("text", "expected"), GOLDEN_RULES, ids=[t[:40] for t, _ in GOLDEN_RULES])
+def test_golden_rules(text: str, expected: list[str], feed: str) -> None:
+    assert run(text, FEEDS[feed](text)) == expected
+
+
+def test_golden_rules_count() -> None:
+    assert len(GOLDEN_RULES) == 48
+
+
+# ------------------------------------------------------------------ boundaries
+
+CASES = [
+    # numbers, money, thousands, versions: never cut inside, and a sentence may end in one
+    (
+        "Pi is 3.14 and 1,000 is big. It was in 1980. Then v2.0 shipped.",
+        ["Pi is 3.14 and 1,000 is big.", "It was in 1980.", "Then v2.0 shipped."],
+    ),
+    ("Costs $1,299.99 today. Wow.", ["Costs $1,299.99 today.", "Wow."]),
+    ("See e.g. Python and i.e. Rust. Done.", ["See e.g. Python and i.e. Rust.", "Done."]),
+    (
+        "Dr. Who met Prof. X at No. 5 on Jan. 3. Fine.",
+        ["Dr. Who met Prof. X at No. 5 on Jan. 3.", "Fine."],
+    ),
+    (
+        "Go to https://example.com/a.b?x=1. Then mail a.b@c.org. Ok.",
+        ["Go to https://example.com/a.b?x=1.", "Then mail a.b@c.org.", "Ok."],
+    ),
+    ('He said "Stop. Now." and left. Next.', ['He said "Stop. Now." and left.', "Next."]),
+    ("They (he said. Really.) left. Next.", ["They (he said. Really.) left.", "Next."]),
+    ("“Hi.” She waved. (Yes.) Then.", ["“Hi.”", "She waved.", "(Yes.)", "Then."]),
+    ("Wait... What? Really?! No!!! ok.", ["Wait...", "What?", "Really?!", "No!!! ok."]),
+    ("Party‼️ Yes. 🎉 Great! 👍🏽 Ok.", ["Party‼️", "Yes.", "🎉 Great!", "👍🏽 Ok."]),
+    ("12345. Let us go.", ["12345.", "Let us go."]),
+    # other scripts
+    ("你好。我很好！你呢？好。", ["你好。", "我很好！", "你呢？", "好。"]),
+    ("「走吧。」他说。", ["「走吧。」", "他说。"]),
+    ("यह एक वाक्य है। यह दूसरा है।", ["यह एक वाक्य है।", "यह दूसरा है।"]),
+    ("كيف حالك؟ أنا بخير. شكرا", ["كيف حالك؟", "أنا بخير.", "شكرا"]),
+    ("Привет. Как дела? хорошо.", ["Привет.", "Как дела? хорошо."]),
+    # line structure
+    (
+        "Intro:\n\n1. One\n2. Two\n- dash\n# Head\nwrapped\nline.",
+        ["Intro:", "1. One", "2. Two", "- dash", "# Head\nwrapped\nline."],
+    ),
+    ("Para one\n\nPara two", ["Para one", "Para two"]),
+    ("Ends.\nnext line.", ["Ends.", "next line."]),
+    ("", []),
+    ("   \n\n  ", []),
+]
+
+
+@pytest.mark.parametrize(("text", "expected"), CASES)
+def test_sentence_cases(text: str, expected: list[str]) -> None:
+    assert run(text) == expected
+    assert run(text, list(text)) == expected
+    assert split_sentences(text) == expected
+
+
+ADAPTIVE = [
+    (
+        "Sure, here is the answer, it is 42. Next one.",
+        ["Sure, here is the answer,", "it is 42.", "Next one."],
+    ),
+    (
+        "Well, yes: the answer is simple; just do it. Then, rest, of, it.",
+        ["Well, yes: the answer is simple;", "just do it.", "Then, rest, of, it."],
+    ),
+    ("The thing — which is big — is here.", ["The thing — which is big —", "is here."]),
+    (
+        "Numbers like 1,000,000 and 3:45 stay whole, right.",
+        ["Numbers like 1,000,000 and 3:45 stay whole,", "right."],
+    ),
+    (
+        "Short. And then a longer one, with a comma.",
+        ["Short.", "And then a longer one, with a comma."],
+    ),
+    ("He said (one, two, three, four) then, go.", ["He said (one, two, three, four) then,", "go."]),
+    ("我们今天去公园，然后回家。好。", ["我们今天去公园，", "然后回家。", "好。"]),
+]
+
+
+@pytest.mark.parametrize(("text", "expected"), ADAPTIVE)
+def test_adaptive_first_clause(text: str, expected: list[str]) -> None:
+    assert run(text, mode="adaptive") == expected
+    assert run(text, list(text), mode="adaptive") == expected
+
+
+def test_first_chunk_min_words_is_respected() -> None:
+    text = "One two, three four five, six."
+    assert run(text, mode="adaptive", first_chunk_min_words=2) == [
+        "One two,",
+        "three four five, six.",
+    ]
+    assert run(text, mode="adaptive", first_chunk_min_words=5) == [
+        "One two, three four five,",
+        "six.",
+    ]
+
+
+def test_naive_releases_only_at_flush() -> None:
+    buffer = SentenceBuffer("naive")
+    assert buffer.feed("Hello there. How are you? ") == []
+    assert buffer.feed("Fine.") == []
+    assert buffer.flush() == ["Hello there. How are you? Fine."]
+    assert buffer.flush() == []
+
+
+# ------------------------------------------------------------------ holdback
+
+
+def release_points(text: str, mode: Chunking = "sentence") -> list[tuple[str, str]]:
+    """(text fed so far, chunk) for each chunk, fed one character at a time."""
+    buffer = SentenceBuffer(mode)
+    out = []
+    for i in range(len(text)):
+        out += [(text[: i + 1], c) for c in buffer.feed(text[i])]
+    return out + [("<flush>", c) for c in buffer.flush()]
+
+
+@pytest.mark.parametrize(
+    ("text", "released_after"),
+    [
+        ("Hello world. The", "Hello world. T"),  # one character of the next word decides
+        ("Hello world! the", "<flush>"),  # lowercase continues (Yahoo! in ...)
+        ("In 1980. Then", "In 1980. T"),
+        ("你好。我", "你好。我"),  # no space needed, only the possible closing bracket
+        ("I live in the U.S. How", "<flush>"),  # the whole next word decides: wait for its end
+        ("I live in the U.S. How ", "I live in the U.S. How "),
+        ("Stop.\n\nnext", "Stop.\n"),  # a newline settles it
+    ],
+)
+def test_release_as_soon_as_certain(text: str, released_after: str) -> None:
+    assert release_points(text)[0][0] == released_after
+
+
+def test_first_clause_released_after_one_character() -> None:
+    assert release_points("Here is a plan, step one.", "adaptive")[0] == (
+        "Here is a plan, ",
+        "Here is a plan,",
+    )
+
+
+# ------------------------------------------------------------------ long runs
+
+
+def test_long_run_is_cut_at_clause_or_space() -> None:
+    text = ("alpha beta gamma delta, " * 30) + ("word " * 100)
+    chunks = run(text, list(text), max_chunk_chars=100)
+    assert all(len(c) <= 100 for c in chunks)
+    assert chunks[0].endswith(",")
+    assert all(not c.startswith(("ord", "lpha")) for c in chunks)  # cuts fall between words
+    assert_partition(text, chunks)
+
+
+def test_hard_cut_never_splits_graphemes() -> None:
+    family = "👨\u200d👩\u200d👧"
+    text = ("x" + family + "e\u0301" + "🇫🇷" + "👍🏽") * 40
+    chunks = run(text, list(text), max_chunk_chars=17)
+    assert "".join(chunks) == text
+    for chunk in chunks:
+        assert len(chunk) <= 17
+        assert not chunk.startswith(("\u200d", "\u0301", "🏽", "\ufe0f"))
+        assert not chunk.endswith("\u200d")
+        assert chunk.count("🇫🇷") * 2 == len(re.findall("[🇦-🇿]", chunk))
+
+
+def test_unpunctuated_megabyte_is_linear_work() -> None:
+    """Structural, not timed: the scan passes each character once and the buffer stays small."""
+    text = "lorem ipsum dolor sit amet consectetur adipiscing elit " * 4000  # ~220 KB
+    buffer = SentenceBuffer("adaptive")
+    feeds = 0
+    largest = 0
+    chunks: list[str] = []
+    for i in range(0, len(text), 4):
+        chunks += buffer.feed(text[i : i + 4])
+        feeds += 1
+        largest = max(largest, len(buffer._buf))
+    chunks += buffer.flush()
+    assert buffer._scanned <= len(text) + 2 * feeds
+    assert largest <= buffer.max_chunk_chars + 8
+    assert all(len(c) <= 300 for c in chunks)
+    assert " ".join(chunks) == text.strip()
+
+
+def test_punctuated_text_is_linear_work() -> None:
+    text = "Mr. Smith paid $3.50, then left (quietly). Did he? Yes! 你好。 " * 2000
+    buffer = SentenceBuffer("adaptive")
+    feeds = 0
+    for i in range(0, len(text), 3):
+        buffer.feed(text[i : i + 3])
+        feeds += 1
+    # Decisions peek a bounded distance ahead; the scan itself passes each character once.
+    assert buffer._scanned <= len(text) + 2 * feeds
+
+
+# ------------------------------------------------------------------ growth
+
+
+def test_growth_groups_sentences_while_audio_is_queued() -> None:
+    buffer = SentenceBuffer("adaptive")
+    assert buffer.feed("First one is here. ") == []  # waits for the next word
+    assert buffer.feed("S") == ["First one is here."]  # the first chunk is never held
+    buffer.set_playout(queued_audio_s=10.0, realtime_factor=0.2)
+    assert buffer.feed("econd one. Third one. Fourth one. F") == []
+    buffer.set_playout(queued_audio_s=0.5, realtime_factor=0.2)
+    assert buffer.feed("ifth") == ["Second one. Third one. Fourth one."]
+    assert buffer.flush() == ["Fifth"]
+
+
+def test_growth_respects_max_chunk_chars_and_release_held() -> None:
+    buffer = SentenceBuffer("adaptive", max_chunk_chars=40)
+    buffer.feed("Go. ")
+    buffer.set_playout(queued_audio_s=30.0, realtime_factor=0.1)
+    out = buffer.feed("Alpha beta gamma. Delta epsilon zeta. Eta theta iota. Kappa")
+    assert out == ["Go.", "Alpha beta gamma. Delta epsilon zeta."]
+    assert buffer.release_held() == ["Eta theta iota."]
+    assert buffer.release_held() == []
+    assert buffer.flush() == ["Kappa"]
+
+
+def test_release_due_follows_the_playout_report() -> None:
+    buffer = SentenceBuffer("adaptive")
+    buffer.feed("Go. ")
+    buffer.set_playout(queued_audio_s=10.0, realtime_factor=0.2)
+    assert buffer.feed("One here. Two") == ["Go."]
+    assert buffer.release_due() == []  # still comfortably ahead
+    buffer.set_playout(queued_audio_s=1.0, realtime_factor=0.2)
+    assert buffer.release_due() == ["One here."]  # the LLM is silent, the queue runs low
+    assert buffer.release_due() == []
+
+
+def test_no_holding_without_playout_or_when_slow() -> None:
+    text = "One here. Two here. Three here. Four"
+    assert run(text, mode="adaptive") == ["One here.", "Two here.", "Three here.", "Four"]
+    buffer = SentenceBuffer("adaptive")
+    buffer.set_playout(queued_audio_s=2.0, realtime_factor=1.5)  # synthesis slower than speech
+    assert buffer.feed(text) == ["One here.", "Two here.", "Three here."]
+
+
+# ------------------------------------------------------------------ properties
+
+FRAGMENTS = [
+    "Hello", "world", "the", "It", "Mr.", "Dr.", "U.S.", "a.m.", "P.M.", "3.14", "$100.00",
+    "1,000", ".", "!", "?", "...", ". . .", "…", ",", ";", ":", " — ", " - ", "—", '"', "'",
+    "“", "”", "(", ")", "[", "]", " ", " ", " ", "  ", "\n", "\n\n", "I", "e.g.", "1.", "2.",
+    "a.", "b)", "• ", "⁃", "。", "你好", "！", "」", "।", "؟", "🎉", "👍🏽", "👨\u200d👩",
+    "https://x.com/a.b", "jane@x.org", "Yahoo!", "co.", "St.", "p.", "55", "1)", "-", "#", "é",
+    "e\u0301", "‼️", "E.", "How",
+]  # fmt: skip
+texts = st.lists(st.sampled_from(FRAGMENTS), max_size=50).map("".join)
+cuts = st.lists(st.integers(min_value=0, max_value=400), max_size=12)
+modes = st.sampled_from(["sentence", "adaptive"])
+limits = st.sampled_from([300, 40, 7])
+
+
+@settings(max_examples=300, deadline=None)
+@given(texts, cuts, modes, limits)
+def test_output_never_depends_on_delta_cuts(
+    text: str, points: list[int], mode: Chunking, limit: int
+) -> None:
+    whole = run(text, mode=mode, max_chunk_chars=limit)
+    assert run(text, cut(text, points), mode=mode, max_chunk_chars=limit) == whole
+    assert run(text, list(text), mode=mode, max_chunk_chars=limit) == whole
+
+
+@settings(max_examples=300, deadline=None)
+@given(texts, cuts, st.sampled_from(["sentence", "adaptive", "naive"]), limits)
+def test_chunks_partition_the_input(
+    text: str, points: list[int], mode: Chunking, limit: int
+) -> None:
+    chunks = run(text, cut(text, points), mode=mode, max_chunk_chars=limit)
+    assert_partition(text, chunks)
+    if mode != "naive":
+        assert all(len(c) <= limit for c in chunks)
+
+
+@settings(max_examples=100, deadline=None)
+@given(texts, cuts, st.lists(st.floats(0, 20), min_size=1, max_size=5))
+def test_growth_keeps_the_partition(text: str, points: list[int], queued: list[float]) -> None:
+    buffer = SentenceBuffer("adaptive", max_chunk_chars=60)
+    chunks: list[str] = []
+    for i, part in enumerate(cut(text, points)):
+        buffer.set_playout(queued[i % len(queued)], 0.3)
+        chunks += buffer.feed(part)
+        if i % 3 == 2:
+            chunks += buffer.release_held()
+    chunks += buffer.flush()
+    assert_partition(text, chunks)
+    assert all(len(c) <= 60 for c in chunks)
