@@ -126,6 +126,22 @@ ADAPTIVE = [
     ),
     ("He said (one, two, three, four) then, go.", ["He said (one, two, three, four) then,", "go."]),
     ("我们今天去公园，然后回家。好。", ["我们今天去公园，", "然后回家。", "好。"]),
+    # No comma in a long first sentence: end the first chunk before a clause-starting word.
+    (
+        "The sky is blue because of a process called Rayleigh scattering. Next.",
+        ["The sky is blue", "because of a process called Rayleigh scattering.", "Next."],
+    ),
+    (
+        "Green plants need light which they turn into sugar. Yes.",
+        ["Green plants need light", "which they turn into sugar.", "Yes."],
+    ),
+    # Too few words before it, inside brackets, or a word that only starts with "so": no break.
+    ("It is because it rains a lot here. Ok.", ["It is because it rains a lot here.", "Ok."]),
+    (
+        "We said (it is big because of rain) then left. Ok.",
+        ["We said (it is big because of rain) then left.", "Ok."],
+    ),
+    ("Light from the sun sometimes bends. Ok.", ["Light from the sun sometimes bends.", "Ok."]),
 ]
 
 

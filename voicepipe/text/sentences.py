@@ -59,6 +59,15 @@ _STARTERS = frozenset(
 )
 _PREPOSITIONS = frozenset("at by before after until till from around about since to".split())
 
+# Words that start a clause: the first chunk may end just before one when no comma comes
+# (e.g. "The sky is blue | because of ..."), so speech starts without waiting for a long
+# sentence. Kept to words that rarely sit inside a noun phrase ("and", "or", "that" do).
+_SOFT_BREAKS = frozenset(
+    (
+        "because which who whose while although though whereas unless but since if when where so"
+    ).split()
+)
+
 _CHUNK_CHARS_PER_SECOND = 15.0  # speech rate used to estimate a chunk's duration from its length
 _HOLD_MARGIN_S = 1.5  # audio that must remain queued beyond the estimated synthesis time
 
@@ -283,7 +292,8 @@ class SentenceBuffer:
                     continue
                 buf = self._buf
                 end = min(len(buf), limit)
-                pattern = _SPECIAL[not self._first_done, self._list_next is not None]
+                first = not self._first_done
+                pattern = _SPECIAL[first, first or self._list_next is not None]
                 m = pattern.search(buf, self._pos, end)
                 self._scanned += (m.start() + 1 if m else end) - self._pos
                 if m is None:
@@ -324,6 +334,9 @@ class SentenceBuffer:
             else:
                 self._pos = i + 1
         elif c.isspace():
+            if not self._first_done and self._soft_break(i):
+                self._cut(i, i, out, sentence=False, mid=True)
+                return
             nxt = self._peek(i + 1)
             label = self._list_next or ""
             if nxt is not None and nxt == label[:1] and self._buf[:i].strip():
@@ -430,6 +443,23 @@ class SentenceBuffer:
         if c.isdigit():
             return self._marker_at(j) is not None
         return False
+
+    def _soft_break(self, i: int) -> bool:
+        """Whether the first chunk may end at the space ``i``, before a clause-starting word."""
+        if self._depth or self._quote:
+            return False
+        j = i + 1
+        while (ch := self._peek(j)) is not None and ch.isalpha():
+            j += 1
+            if j - i > 9:  # longer than any soft-break word
+                return False
+        if self._buf[i + 1 : j].lower() not in _SOFT_BREAKS:
+            return False
+        prev = self._buf[i - 1] if i > 0 else " "
+        if not (prev.isalnum() or prev in "\"')”’"):
+            return False
+        need = self.first_chunk_min_words
+        return _count_words(self._buf[:i], need) >= need
 
     def _clause(self, i: int) -> int | None:
         """Where to cut the first chunk at the clause character at ``i``, if it is a real break."""
