@@ -1,0 +1,76 @@
+"""voicepipe: make an LLM talk; speech starts while the model is still writing.
+
+async with Pipeline(make_llm("local"), make_tts("piper")) as pipe:
+    async with pipe.run("Why is the sky blue?", PlaybackSink()) as run:
+        async for event in run:
+            ...
+    print(run.metrics.ttfa_ms)
+"""
+
+from __future__ import annotations
+
+from voicepipe.audio.chunk import AudioChunk
+from voicepipe.audio.playback import PlaybackSink
+from voicepipe.audio.sinks import (
+    AudioSink,
+    EncodedFileSink,
+    NullSink,
+    TeeSink,
+    WavFileSink,
+    file_sink,
+)
+from voicepipe.errors import (
+    AudioError,
+    ConfigError,
+    ProviderError,
+    StreamInterrupted,
+    VoicepipeError,
+)
+from voicepipe.metrics import RunMetrics, run_metrics, summarize
+from voicepipe.pipeline import (
+    AudioPlayed,
+    Pipeline,
+    PipelineEvent,
+    Run,
+    StageFailed,
+    TextChunk,
+    TextDelta,
+)
+from voicepipe.providers import make_llm, make_tts
+from voicepipe.text.sentences import SentenceBuffer, split_sentences
+from voicepipe.text.speech import SpeechNormalizer, to_speech
+from voicepipe.timeline import Event, Timeline
+
+__all__ = [
+    "AudioChunk",
+    "AudioError",
+    "AudioPlayed",
+    "AudioSink",
+    "ConfigError",
+    "EncodedFileSink",
+    "Event",
+    "NullSink",
+    "Pipeline",
+    "PipelineEvent",
+    "PlaybackSink",
+    "ProviderError",
+    "Run",
+    "RunMetrics",
+    "SentenceBuffer",
+    "SpeechNormalizer",
+    "StageFailed",
+    "StreamInterrupted",
+    "TeeSink",
+    "TextChunk",
+    "TextDelta",
+    "Timeline",
+    "VoicepipeError",
+    "WavFileSink",
+    "file_sink",
+    "make_llm",
+    "make_tts",
+    "run_metrics",
+    "split_sentences",
+    "summarize",
+    "to_speech",
+]

@@ -1,0 +1,5 @@
+import sys
+
+from voicepipe.cli import main
+
+sys.exit(main())

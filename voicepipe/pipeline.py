@@ -1,0 +1,346 @@
+"""The pipeline: LLM deltas -> speech text -> sentence buffer -> TTS -> bounded queue -> sink.
+
+One anyio task group owns every stage. Cancelling it (Ctrl-C, a new turn, an error) stops
+every stage, closes the HTTP streams and silences playback. A provider that fails mid-answer
+stops its stage only: what was already released is still spoken or written, then the run
+raises the error.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import AsyncIterator, Sequence
+from contextlib import aclosing, asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Literal
+
+import anyio
+from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
+
+from voicepipe import timeline as tl
+from voicepipe.audio.queue import AudioQueue
+from voicepipe.audio.sinks import AudioSink, NullSink
+from voicepipe.errors import ConfigError, ProviderError, VoicepipeError
+from voicepipe.llm.base import Message, TokenSource
+from voicepipe.metrics import RunMetrics, run_metrics
+from voicepipe.text.sentences import Chunking, SentenceBuffer
+from voicepipe.text.speech import SpeechNormalizer
+from voicepipe.timeline import Timeline
+from voicepipe.tts.base import TTSEngine
+
+CHUNKINGS: tuple[Chunking, ...] = ("adaptive", "sentence", "naive")
+
+
+@dataclass(frozen=True)
+class TextDelta:
+    """A piece of the answer as the LLM wrote it (for showing text in step with speech)."""
+
+    text: str
+
+
+@dataclass(frozen=True)
+class TextChunk:
+    """A chunk of speech text released to the TTS."""
+
+    index: int
+    text: str
+
+
+@dataclass(frozen=True)
+class AudioPlayed:
+    """Audio for text chunk ``index`` was handed to the sink."""
+
+    index: int
+    seconds: float
+
+
+@dataclass(frozen=True)
+class StageFailed:
+    """A stage failed; what it had produced is kept and the run raises ``error`` at the end."""
+
+    stage: str
+    error: VoicepipeError
+
+
+PipelineEvent = TextDelta | TextChunk | AudioPlayed | StageFailed
+
+
+@dataclass
+class Run:
+    """One prompt's trip through the pipeline: its events, timeline, answer and metrics."""
+
+    timeline: Timeline = field(default_factory=Timeline)
+    answer: str = ""  # the LLM's text, as written
+    chunks: list[str] = field(default_factory=list)  # speech text sent to the TTS
+    audio_seconds: float = 0.0
+    error: VoicepipeError | None = None
+    _events: MemoryObjectReceiveStream[PipelineEvent] | None = None
+
+    @property
+    def metrics(self) -> RunMetrics:
+        return run_metrics(self.timeline)
+
+    def __aiter__(self) -> AsyncIterator[PipelineEvent]:
+        if self._events is None:
+            raise RuntimeError("iterate a Run inside `async with pipeline.run(...)`")
+        return self._events.__aiter__()
+
+
+def as_messages(prompt: str | Sequence[Message], system: str | None) -> list[Message]:
+    """A prompt string (or a message list) with the system prompt in front."""
+    if isinstance(prompt, str):
+        if not prompt.strip():
+            raise ConfigError("the prompt is empty: say what the assistant should answer")
+        messages: list[Message] = [{"role": "user", "content": prompt}]
+    else:
+        messages = list(prompt)
+        if not messages:
+            raise ConfigError("no messages given")
+    if system and not any(m["role"] == "system" for m in messages):
+        messages.insert(0, {"role": "system", "content": system})
+    return messages
+
+
+def single_error(group: BaseExceptionGroup[BaseException]) -> BaseException:
+    """The one real error in a task group's exception group (cancellations aside), else the group.
+
+    Task groups wrap even a single failure; callers want the VoicepipeError itself.
+    """
+    cancelled = anyio.get_cancelled_exc_class()
+    leaves: list[BaseException] = []
+
+    def walk(exc: BaseException) -> None:
+        if isinstance(exc, BaseExceptionGroup):
+            for inner in exc.exceptions:
+                walk(inner)
+        elif not isinstance(exc, cancelled):
+            leaves.append(exc)
+
+    walk(group)
+    ours = [e for e in leaves if isinstance(e, VoicepipeError)]
+    if len(leaves) == 1:
+        return leaves[0]
+    if ours and all(isinstance(e, VoicepipeError) for e in leaves):
+        return ours[0]
+    return group
+
+
+class Pipeline:
+    """Speaks an LLM's answer while it is written. Reusable: models stay loaded across runs.
+
+    ``async with Pipeline(llm, tts) as pipe`` loads both models up front (``prepare``) and
+    releases them at the end; ``pipe.run(prompt, sink)`` is one answer.
+    """
+
+    def __init__(
+        self,
+        llm: TokenSource,
+        tts: TTSEngine,
+        *,
+        chunking: Chunking = "adaptive",
+        system: str | None = None,
+        normalize: bool = True,
+        code_blocks: Literal["skip", "mention"] = "mention",
+        queue_seconds: float = 20.0,
+        first_chunk_min_words: int = 4,
+    ) -> None:
+        if chunking not in CHUNKINGS:
+            raise ConfigError(f"unknown chunking {chunking!r}: use one of {', '.join(CHUNKINGS)}")
+        self.llm = llm
+        self.tts = tts
+        self.chunking: Chunking = chunking
+        self.system = system
+        self.normalize = normalize
+        self.code_blocks: Literal["skip", "mention"] = code_blocks
+        self.queue_seconds = queue_seconds
+        self.first_chunk_min_words = first_chunk_min_words
+        self._rtf = 0.3  # the TTS's measured real-time factor (smoothed); a cautious start
+
+    async def prepare(self) -> None:
+        """Load the models now (each provider that has a ``prepare``), concurrently."""
+        try:
+            async with anyio.create_task_group() as tg:
+                for part in (self.llm, self.tts):
+                    prepare = getattr(part, "prepare", None)
+                    if prepare is not None:
+                        tg.start_soon(prepare)
+        except BaseExceptionGroup as group:
+            raise single_error(group) from None
+
+    async def aclose(self) -> None:
+        for part in (self.llm, self.tts):
+            close = getattr(part, "aclose", None)
+            if close is not None:
+                await close()
+
+    async def __aenter__(self) -> Pipeline:
+        await self.prepare()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        with anyio.CancelScope(shield=True):
+            await self.aclose()
+
+    async def speak(self, prompt: str | Sequence[Message], sink: AudioSink | None = None) -> Run:
+        """Run one answer to the end and return it (raises what the run raised)."""
+        async with self.run(prompt, sink) as run:
+            pass
+        return run
+
+    @asynccontextmanager
+    async def run(
+        self, prompt: str | Sequence[Message], sink: AudioSink | None = None
+    ) -> AsyncIterator[Run]:
+        """Start one answer; iterate the yielded ``Run`` for its events as they happen.
+
+        The run ends when the block's body is done and every stage has finished; leaving the
+        block with an exception cancels the stages and aborts the sink.
+        """
+        messages = as_messages(prompt, self.system)
+        sink = sink if sink is not None else NullSink()
+        run = Run()
+        events_send, events_recv = anyio.create_memory_object_stream[PipelineEvent](math.inf)
+        run._events = events_recv
+        text_send, text_recv = anyio.create_memory_object_stream[tuple[int, str]](64)
+        queue = AudioQueue(self.queue_seconds)
+        buffer = SentenceBuffer(self.chunking, first_chunk_min_words=self.first_chunk_min_words)
+        await sink.start()  # a bad path or a missing device fails before any request
+        with events_recv:
+            try:
+                async with anyio.create_task_group() as tg:
+                    tg.start_soon(self._write_text, messages, buffer, text_send, run, events_send)
+                    tg.start_soon(self._synthesize, text_recv, queue, run, events_send)
+                    tg.start_soon(self._play, queue, sink, buffer, run, events_send)
+                    yield run
+            except BaseExceptionGroup as group:
+                raise single_error(group) from None
+        run.timeline.mark(tl.RUN_END)
+        if run.error is not None:
+            raise run.error
+
+    def _fail(
+        self,
+        run: Run,
+        events: MemoryObjectSendStream[PipelineEvent],
+        stage: str,
+        error: VoicepipeError,
+    ) -> None:
+        if run.error is None:
+            run.error = error
+        run.timeline.mark(tl.ERROR, stage=stage, message=str(error))
+        events.send_nowait(StageFailed(stage, error))
+
+    async def _write_text(
+        self,
+        messages: list[Message],
+        buffer: SentenceBuffer,
+        text_send: MemoryObjectSendStream[tuple[int, str]],
+        run: Run,
+        events: MemoryObjectSendStream[PipelineEvent],
+    ) -> None:
+        """LLM deltas through the speech normalizer and the sentence buffer, to the TTS stage."""
+        timeline = run.timeline
+        normalizer = SpeechNormalizer(code_blocks=self.code_blocks) if self.normalize else None
+        index = 0
+
+        async def release(chunks: list[str]) -> None:
+            nonlocal index
+            for text in chunks:
+                timeline.mark(tl.TEXT_CHUNK, index=index, text=text)
+                run.chunks.append(text)
+                events.send_nowait(TextChunk(index, text))
+                await text_send.send((index, text))
+                index += 1
+
+        async with text_send:
+            timeline.mark(tl.LLM_REQUEST, provider=self.llm.name)
+            try:
+                async with aclosing(self.llm.stream(messages)) as deltas:
+                    async for delta in deltas:
+                        if not delta:
+                            continue
+                        timeline.mark(tl.LLM_DELTA, chars=len(delta))
+                        run.answer += delta
+                        events.send_nowait(TextDelta(delta))
+                        speech = normalizer.feed(delta) if normalizer else delta
+                        if speech:
+                            await release(buffer.feed(speech))
+            except VoicepipeError as exc:
+                # Keep what the model already said: it is flushed and spoken below.
+                self._fail(run, events, "llm", exc)
+            timeline.mark(tl.LLM_DONE)
+            tail = normalizer.flush() if normalizer else ""
+            if tail:
+                await release(buffer.feed(tail))
+            await release(buffer.flush())
+
+    async def _synthesize(
+        self,
+        text_recv: MemoryObjectReceiveStream[tuple[int, str]],
+        queue: AudioQueue,
+        run: Run,
+        events: MemoryObjectSendStream[PipelineEvent],
+    ) -> None:
+        """Synthesize chunks strictly in order, ahead of playback as far as the queue allows."""
+        timeline = run.timeline
+        failed = False
+        try:
+            async with text_recv:
+                async for index, text in text_recv:
+                    if failed:
+                        continue  # drain the text stage; the run reports the TTS error
+                    started = time.perf_counter()
+                    timeline.mark(tl.TTS_REQUEST, index=index, chars=len(text))
+                    seconds = 0.0
+                    try:
+                        async with aclosing(self.tts.synthesize(text, index)) as audio:
+                            async for chunk in audio:
+                                timeline.mark(tl.TTS_AUDIO, index=index, seconds=chunk.duration)
+                                seconds += chunk.duration
+                                await queue.put(chunk)
+                    except ProviderError as exc:
+                        failed = True
+                        self._fail(run, events, "tts", exc)
+                        continue
+                    timeline.mark(tl.TTS_DONE, index=index, seconds=seconds)
+                    if seconds > 0:
+                        rtf = (time.perf_counter() - started) / seconds
+                        self._rtf = 0.7 * self._rtf + 0.3 * rtf
+        finally:
+            queue.close_producer()
+
+    async def _play(
+        self,
+        queue: AudioQueue,
+        sink: AudioSink,
+        buffer: SentenceBuffer,
+        run: Run,
+        events: MemoryObjectSendStream[PipelineEvent],
+    ) -> None:
+        """Hand audio to the sink in order; finish it at the end, abort it on failure."""
+        timeline = run.timeline
+        try:
+            async for chunk in queue:
+                timeline.mark(
+                    tl.SINK_AUDIO,
+                    index=chunk.text_index,
+                    seconds=chunk.duration,
+                    queued_s=queue.seconds,
+                )
+                await sink.write(chunk)
+                run.audio_seconds += chunk.duration
+                events.send_nowait(AudioPlayed(chunk.text_index, chunk.duration))
+                buffer.set_playout(queue.seconds + sink.buffered_seconds(), self._rtf)
+            if run.error is not None and run.audio_seconds == 0:
+                await sink.abort()  # a failed run with no audio leaves no empty file behind
+            else:
+                await sink.finish()
+        except BaseException:
+            with anyio.CancelScope(shield=True):
+                await sink.abort()
+            raise
+        finally:
+            for started, seconds in sink.take_underruns():
+                timeline.add(tl.Event(tl.UNDERRUN, started, {"seconds": seconds}))
+            events.close()

@@ -1,0 +1,60 @@
+"""One run's timeline: every stage stamps named events; metrics are derived from it."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+# Event names the pipeline stamps, in the order they first occur in a run.
+LLM_REQUEST = "llm.request"  # the request to the LLM is sent: the origin of every metric
+LLM_DELTA = "llm.delta"  # a text delta arrived (data: chars)
+LLM_DONE = "llm.done"
+TEXT_CHUNK = "text.chunk"  # the sentence buffer released a chunk (data: index, text)
+TTS_REQUEST = "tts.request"  # synthesis of a chunk started (data: index, chars)
+TTS_AUDIO = "tts.audio"  # the engine produced audio (data: index, seconds)
+TTS_DONE = "tts.done"  # synthesis of a chunk finished (data: index, seconds)
+SINK_AUDIO = "sink.audio"  # audio was handed to the sink (data: index, seconds, queued_s)
+UNDERRUN = "sink.underrun"  # playback ran dry (data: seconds of silence inserted)
+ERROR = "error"  # a stage failed (data: stage, message)
+RUN_END = "run.end"
+
+
+@dataclass(frozen=True)
+class Event:
+    """A named moment in a run; ``t`` is ``time.perf_counter()`` seconds."""
+
+    name: str
+    t: float
+    data: dict[str, Any] = field(default_factory=dict)
+
+
+class Timeline:
+    """Append-only list of events for one run, stamped with ``time.perf_counter()``."""
+
+    def __init__(self) -> None:
+        self.events: list[Event] = []
+        self._first: dict[str, Event] = {}
+
+    def mark(self, name: str, **data: Any) -> Event:
+        """Stamp ``name`` now, with optional data."""
+        event = Event(name, time.perf_counter(), data)
+        self.events.append(event)
+        self._first.setdefault(name, event)
+        return event
+
+    def add(self, event: Event) -> None:
+        """Append an event built elsewhere (tests build timelines with known times)."""
+        self.events.append(event)
+        first = self._first.get(event.name)
+        if first is None or event.t < first.t:
+            self._first[event.name] = event
+
+    def first(self, name: str) -> Event | None:
+        """The earliest event called ``name``, if any."""
+        return self._first.get(name)
+
+    def all(self, name: str) -> Iterator[Event]:
+        """Every event called ``name``, in the order stamped."""
+        return (e for e in self.events if e.name == name)

