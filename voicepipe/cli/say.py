@@ -1,0 +1,71 @@
+"""`voicepipe say`: speak the answer on the speakers (and optionally write it)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+import anyio
+
+from voicepipe.audio.sinks import AudioSink, TeeSink, file_sink
+from voicepipe.cli.common import add_pipeline_options, err, make_pipeline, print_metrics
+from voicepipe.errors import AudioError
+from voicepipe.pipeline import TextDelta
+
+FALLBACK_WAV = "voicepipe-answer.wav"
+
+
+def add_parser(sub: Any) -> None:
+    p = sub.add_parser(
+        "say",
+        help="speak the answer to PROMPT on the speakers",
+        description="Speak the answer to PROMPT while the model writes it; the text is printed "
+        f"as it comes. With no output device the audio goes to {FALLBACK_WAV}.",
+    )
+    p.add_argument("prompt", help="what to ask")
+    p.add_argument("-o", "--output", metavar="FILE", help="also write the audio to FILE")
+    p.add_argument("--device", metavar="NAME|INDEX", help="output device (voicepipe devices)")
+    p.add_argument("-q", "--quiet", action="store_true", help="do not print the answer text")
+    p.add_argument("-v", "--verbose", action="store_true", help="print timings after the run")
+    add_pipeline_options(p)
+    p.set_defaults(run=run, is_async=True, needs_prompt=True)
+
+
+async def speak(args: argparse.Namespace, sink: AudioSink, show_text: bool) -> None:
+    """Run the pipeline into ``sink``, printing the answer as it is written."""
+    async with make_pipeline(args) as pipe, pipe.run(args.prompt, sink) as run:
+        async for event in run:
+            if show_text and isinstance(event, TextDelta):
+                sys.stdout.write(event.text)
+                sys.stdout.flush()
+    if show_text:
+        print()
+    if args.verbose:
+        print_metrics(run.metrics, sys.stderr)
+
+
+async def run(args: argparse.Namespace) -> int:
+    from voicepipe.audio.playback import PlaybackSink, resolve_device
+
+    sinks: list[AudioSink] = []
+    try:
+        resolve_device(args.device)
+        sinks.append(PlaybackSink(args.device))
+    except AudioError as exc:
+        if args.device is not None:
+            raise
+        reason = str(exc).split(";")[0]
+        if args.output:
+            err(f"{reason}: writing the answer to {args.output} only")
+        else:
+            target = str(await anyio.Path(FALLBACK_WAV).absolute())
+            err(f"{reason}: writing the answer to {target} instead (choose with -o FILE)")
+            sinks.append(file_sink(target))
+    if args.output:
+        sinks.append(file_sink(args.output))
+    await speak(args, sinks[0] if len(sinks) == 1 else TeeSink(*sinks), not args.quiet)
+    for s in sinks:
+        if hasattr(s, "path"):
+            print(f"wrote {s.path}", file=sys.stderr)
+    return 0
