@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 import wave
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
@@ -180,3 +181,55 @@ async def test_a_run_that_fails_before_audio_leaves_no_file(tmp_path: Path) -> N
     with anyio.fail_after(10), pytest.raises(StreamInterrupted):
         await Pipeline(FailingSource(ANSWER, 0), ToneTTS()).speak(ANSWER, WavFileSink(out))
     assert not out.exists()
+
+
+class BurstThenSilence:
+    """Writes a burst of sentences, goes quiet for ``pause`` seconds, then ends."""
+
+    name = "burst"
+
+    def __init__(self, sentences: list[str], pause: float) -> None:
+        self.sentences = sentences
+        self.pause = pause
+        self.resumed_at: float | None = None
+
+    async def stream(self, messages: Sequence[Message]) -> AsyncIterator[str]:
+        for i, sentence in enumerate(self.sentences):
+            yield ("" if i == 0 else " ") + sentence
+            await anyio.sleep(0.02)
+        yield " Then"  # shows the last sentence has ended, so it may be held
+        await anyio.sleep(self.pause)
+        self.resumed_at = time.perf_counter()
+        yield " the end."
+
+
+async def test_adaptive_grows_chunks_once_audio_is_queued_and_never_runs_dry() -> None:
+    sentences = [f"This is sentence number {i}, with a few words." for i in range(12)]
+    # ~0.36 s of audio per sentence, synthesized at once: ~4.3 s queued when the model
+    # goes quiet for 3.5 s, so held text must go to synthesis during the silence.
+    source = BurstThenSilence(sentences, pause=3.5)
+    tts = ToneTTS(seconds_per_word=0.04)
+    with anyio.fail_after(20):
+        run = await Pipeline(source, tts, chunking="adaptive").speak(
+            " ".join(sentences), NullSink(realtime=True)
+        )
+    assert " ".join(run.chunks) == " ".join([*sentences, "Then the end."])
+    # Later chunks hold several sentences (fewer, longer TTS requests) ...
+    assert len(run.chunks) < len(sentences)
+    assert max(c.count("sentence number") for c in run.chunks) >= 2
+    # ... but held text went to synthesis while the model was silent, before audio ran out.
+    assert run.metrics.underrun_ms == 0
+    assert source.resumed_at is not None
+    held_releases = [
+        e.t for e in run.timeline.all(tl.TEXT_CHUNK) if "sentence number 11" in e.data["text"]
+    ]
+    assert held_releases and held_releases[0] < source.resumed_at
+
+
+async def test_sentence_chunking_never_holds() -> None:
+    sentences = [f"This is sentence number {i}, with a few words." for i in range(6)]
+    with anyio.fail_after(10):
+        run = await Pipeline(
+            BurstThenSilence(sentences, 0.0), ToneTTS(seconds_per_word=0.1), chunking="sentence"
+        ).speak("x", NullSink(realtime=True))
+    assert run.chunks == [*sentences, "Then the end."]

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import aclosing, asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Literal
@@ -126,6 +126,44 @@ def single_error(group: BaseExceptionGroup[BaseException]) -> BaseException:
     return group
 
 
+class Pacer:
+    """Releases text held back for chunk growth just before playback would need it.
+
+    Adaptive chunking holds finished sentences while plenty of audio is queued (longer
+    chunks sound better). The pacer reports the live playout level to the buffer whenever
+    audio or text moves, and otherwise sleeps exactly until held text becomes due.
+    """
+
+    def __init__(
+        self,
+        buffer: SentenceBuffer,
+        queued_seconds: Callable[[], float],
+        realtime_factor: Callable[[], float],
+    ) -> None:
+        self.buffer = buffer
+        self.queued_seconds = queued_seconds
+        self.realtime_factor = realtime_factor
+        self._changed = anyio.Event()
+
+    def notify(self) -> None:
+        """Audio or text moved: re-check the playout level."""
+        self.buffer.set_playout(self.queued_seconds(), self.realtime_factor())
+        self._changed.set()
+        self._changed = anyio.Event()
+
+    async def run(self, release: Callable[[list[str]], Awaitable[None]]) -> None:
+        while True:
+            self.buffer.set_playout(self.queued_seconds(), self.realtime_factor())
+            due = self.buffer.release_due()
+            if due:
+                await release(due)
+                continue
+            slack = self.buffer.held_slack()
+            wait = math.inf if slack is None else max(slack, 0.005)
+            with anyio.move_on_after(wait):
+                await self._changed.wait()
+
+
 class Pipeline:
     """Speaks an LLM's answer while it is written. Reusable: models stay loaded across runs.
 
@@ -205,13 +243,16 @@ class Pipeline:
         text_send, text_recv = anyio.create_memory_object_stream[tuple[int, str]](64)
         queue = AudioQueue(self.queue_seconds)
         buffer = SentenceBuffer(self.chunking, first_chunk_min_words=self.first_chunk_min_words)
+        pacer = Pacer(buffer, lambda: queue.seconds + sink.buffered_seconds(), lambda: self._rtf)
         await sink.start()  # a bad path or a missing device fails before any request
         with events_recv:
             try:
                 async with anyio.create_task_group() as tg:
-                    tg.start_soon(self._write_text, messages, buffer, text_send, run, events_send)
+                    tg.start_soon(
+                        self._write_text, messages, buffer, text_send, run, events_send, pacer
+                    )
                     tg.start_soon(self._synthesize, text_recv, queue, run, events_send)
-                    tg.start_soon(self._play, queue, sink, buffer, run, events_send)
+                    tg.start_soon(self._play, queue, sink, pacer, run, events_send)
                     yield run
             except BaseExceptionGroup as group:
                 raise single_error(group) from None
@@ -238,37 +279,45 @@ class Pipeline:
         text_send: MemoryObjectSendStream[tuple[int, str]],
         run: Run,
         events: MemoryObjectSendStream[PipelineEvent],
+        pacer: Pacer,
     ) -> None:
         """LLM deltas through the speech normalizer and the sentence buffer, to the TTS stage."""
         timeline = run.timeline
         normalizer = SpeechNormalizer(code_blocks=self.code_blocks) if self.normalize else None
         index = 0
+        lock = anyio.Lock()  # the LLM loop and the pacer both release; chunks keep their order
 
         async def release(chunks: list[str]) -> None:
             nonlocal index
-            for text in chunks:
-                timeline.mark(tl.TEXT_CHUNK, index=index, text=text)
-                run.chunks.append(text)
-                events.send_nowait(TextChunk(index, text))
-                await text_send.send((index, text))
-                index += 1
+            async with lock:
+                for text in chunks:
+                    timeline.mark(tl.TEXT_CHUNK, index=index, text=text)
+                    run.chunks.append(text)
+                    events.send_nowait(TextChunk(index, text))
+                    await text_send.send((index, text))
+                    index += 1
 
         async with text_send:
             timeline.mark(tl.LLM_REQUEST, provider=self.llm.name)
-            try:
-                async with aclosing(self.llm.stream(messages)) as deltas:
-                    async for delta in deltas:
-                        if not delta:
-                            continue
-                        timeline.mark(tl.LLM_DELTA, chars=len(delta))
-                        run.answer += delta
-                        events.send_nowait(TextDelta(delta))
-                        speech = normalizer.feed(delta) if normalizer else delta
-                        if speech:
-                            await release(buffer.feed(speech))
-            except VoicepipeError as exc:
-                # Keep what the model already said: it is flushed and spoken below.
-                self._fail(run, events, "llm", exc)
+            async with anyio.create_task_group() as pacing:
+                if self.chunking == "adaptive":
+                    pacing.start_soon(pacer.run, release)
+                try:
+                    async with aclosing(self.llm.stream(messages)) as deltas:
+                        async for delta in deltas:
+                            if not delta:
+                                continue
+                            timeline.mark(tl.LLM_DELTA, chars=len(delta))
+                            run.answer += delta
+                            events.send_nowait(TextDelta(delta))
+                            speech = normalizer.feed(delta) if normalizer else delta
+                            if speech:
+                                await release(buffer.feed(speech))
+                                pacer.notify()
+                except VoicepipeError as exc:
+                    # Keep what the model already said: it is flushed and spoken below.
+                    self._fail(run, events, "llm", exc)
+                pacing.cancel_scope.cancel()
             timeline.mark(tl.LLM_DONE)
             tail = normalizer.flush() if normalizer else ""
             if tail:
@@ -314,7 +363,7 @@ class Pipeline:
         self,
         queue: AudioQueue,
         sink: AudioSink,
-        buffer: SentenceBuffer,
+        pacer: Pacer,
         run: Run,
         events: MemoryObjectSendStream[PipelineEvent],
     ) -> None:
@@ -331,7 +380,7 @@ class Pipeline:
                 await sink.write(chunk)
                 run.audio_seconds += chunk.duration
                 events.send_nowait(AudioPlayed(chunk.text_index, chunk.duration))
-                buffer.set_playout(queue.seconds + sink.buffered_seconds(), self._rtf)
+                pacer.notify()
             if run.error is not None and run.audio_seconds == 0:
                 await sink.abort()  # a failed run with no audio leaves no empty file behind
             else:

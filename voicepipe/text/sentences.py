@@ -225,6 +225,17 @@ class SentenceBuffer:
             return self.release_held()
         return []
 
+    def held_slack(self) -> float | None:
+        """Seconds of queued audio to spare before held text must go to synthesis.
+
+        None when nothing is held; at or below zero, ``release_due`` releases it.
+        """
+        if not self._held.strip() or self._playout is None:
+            return None
+        queued, rtf = self._playout
+        need = rtf * len(self._held.strip()) / _CHUNK_CHARS_PER_SECOND + _HOLD_MARGIN_S
+        return queued - need
+
     def release_held(self) -> list[str]:
         """Release sentences held back for growth, e.g. because the audio queue is running low."""
         held, self._held = self._held.strip(), ""
