@@ -12,6 +12,7 @@ import json
 import logging
 import re
 import threading
+import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -75,6 +76,9 @@ class FakeLLM:
 
     behaviour: Behaviour = field(default_factory=Behaviour)
     requests: list[RecordedRequest] = field(default_factory=list)
+    # time.perf_counter() of every body write (the server runs in this process, so
+    # benchmarks can compare it with the client's timeline)
+    write_times: list[float] = field(default_factory=list)
     disconnected: threading.Event = field(default_factory=threading.Event)
     completed: int = 0  # responses sent to the end (including deliberate failures)
 
@@ -82,6 +86,7 @@ class FakeLLM:
         """Start over: new behaviour, no recorded requests."""
         self.behaviour = behaviour or Behaviour()
         self.requests.clear()
+        self.write_times.clear()
         self.disconnected.clear()
         self.completed = 0
 
@@ -422,6 +427,7 @@ class _Response:
         )
 
     async def write(self, data: bytes) -> None:
+        self.app.write_times.append(time.perf_counter())  # benchmarks compare with the client
         size = self.app.behaviour.chunk_size
         if not size:
             await self._send({"type": "http.response.body", "body": data, "more_body": True})

@@ -12,6 +12,7 @@ import math
 import struct
 import subprocess
 import threading
+import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -104,6 +105,9 @@ class Recorded:
     json: Any
     bytes_sent: int = 0
     completed: bool = False
+    # time.perf_counter() when the request arrived and when the first body byte went out
+    received_at: float = field(default_factory=time.perf_counter)
+    first_byte_at: float | None = None
     disconnected: threading.Event = field(default_factory=threading.Event)
 
 
@@ -243,6 +247,8 @@ class TTSServer:
                     await anyio.to_thread.run_sync(self._wait_for_release, record)
                     if record.disconnected.is_set():
                         break
+                if record.first_byte_at is None:
+                    record.first_byte_at = time.perf_counter()
                 await send(
                     {"type": "http.response.body", "body": audio[position:end], "more_body": True}
                 )
