@@ -1,7 +1,9 @@
 """Streaming HTTP for network providers: retries before the first byte, timeouts, error parsing.
 
 LLM and TTS providers open their request with :func:`open_stream` and read the body with
-:func:`iter_body` (raw bytes) or :func:`iter_sse` (server-sent events). Retries follow the rules of
+:func:`iter_body` (raw bytes) or :func:`iter_sse` (server-sent events); :func:`iter_sse_json`
+does all of that for the chat APIs that stream JSON events, and :func:`provider_key` decides
+which key, if any, a provider sends. Retries follow the rules of
 the official OpenAI and Anthropic SDKs; once a body byte has been delivered nothing is retried,
 because the caller may already have spoken it. API keys never reach an exception message.
 """
@@ -14,8 +16,10 @@ import os
 import random
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Mapping, Sequence
-from contextlib import asynccontextmanager
+from contextlib import aclosing, asynccontextmanager
 from dataclasses import dataclass
+from types import TracebackType
+from typing import Any, TypeVar
 
 import anyio
 import httpx
@@ -26,16 +30,21 @@ from voicepipe.errors import ConfigError, ProviderError, StreamInterrupted
 __all__ = [
     "DEFAULT_RETRY",
     "DEFAULT_TIMEOUTS",
+    "ClientOwner",
     "RetryPolicy",
     "Timeouts",
     "client_scope",
     "env_key",
     "iter_body",
     "iter_sse",
+    "iter_sse_json",
+    "json_object",
     "open_stream",
+    "provider_key",
     "provider_message",
     "redact",
     "reject_json",
+    "reported_error",
     "stream_error",
 ]
 
@@ -86,6 +95,28 @@ def env_key(var: str, provider: str) -> str:
             f"(export {var}=...) or pass api_key= explicitly"
         )
     return value
+
+
+def provider_key(
+    api_key: str | None, *, official: bool, var: str, provider: str
+) -> tuple[str | None, str | None]:
+    """The key to send (None: none) and the environment variable it came from (None: not one).
+
+    An explicit ``api_key`` wins. Otherwise only the provider's official host gets the key in
+    ``var`` (ConfigError if it is unset), so that key never reaches a third-party server.
+    """
+    if api_key is not None or not official:
+        return api_key or None, None
+    return env_key(var, provider), var
+
+
+def json_object(data: str | bytes) -> dict[str, Any] | None:
+    """``data`` parsed as a JSON object, or None if it is not valid JSON or not an object."""
+    try:
+        value = jsonlib.loads(data)
+    except ValueError:
+        return None
+    return value if isinstance(value, dict) else None
 
 
 def provider_message(payload: object) -> str | None:
@@ -218,6 +249,56 @@ async def _close(response: httpx.Response) -> None:
         await response.aclose()
 
 
+async def drain(rest: AsyncIterator[object], seconds: float = 0.25) -> None:
+    """Read what follows a stream's end marker, briefly, so its connection can be reused.
+
+    httpx only returns a connection to the pool when the body was read to its end; servers
+    close the body right after ``[DONE]``/``message_stop``/``done``, so this is one read.
+    """
+    with anyio.move_on_after(seconds):
+        try:
+            async for _ in rest:
+                pass
+        except (ProviderError, httpx.HTTPError):
+            pass  # the answer is complete; a bad tail only costs the connection
+
+
+Owner = TypeVar("Owner", bound="ClientOwner")
+
+
+class ClientOwner:
+    """Holds a provider's httpx client: the caller's, or one created on first use and reused.
+
+    Reusing one client keeps connections alive between sentences (no new TLS handshake per
+    request). Close an owned client with ``aclose()`` or ``async with provider:``.
+    """
+
+    def __init__(self, client: httpx.AsyncClient | None) -> None:
+        self._client = client
+        self._owns_client = client is None
+
+    def _http(self) -> httpx.AsyncClient:
+        if self._client is None or (self._owns_client and self._client.is_closed):
+            self._client = httpx.AsyncClient()
+        return self._client
+
+    async def aclose(self) -> None:
+        """Close the client if the provider created it (a caller's client is left open)."""
+        if self._owns_client and self._client is not None:
+            await self._client.aclose()
+
+    async def __aenter__(self: Owner) -> Owner:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+
 @asynccontextmanager
 async def client_scope(client: httpx.AsyncClient | None) -> AsyncIterator[httpx.AsyncClient]:
     """Yield ``client``; when it is None, a fresh client that is closed again on exit."""
@@ -237,6 +318,18 @@ def stream_error(message: str, *, provider: str, started: bool) -> ProviderError
     if started:
         return StreamInterrupted(message, provider=provider)
     return ProviderError(message, provider=provider)
+
+
+def reported_error(
+    payload: object, *, provider: str, started: bool, secrets: Sequence[str] = ()
+) -> ProviderError:
+    """The error object a provider sent inside its stream, as a :func:`stream_error`."""
+    message = redact(provider_message(payload) or "unknown error", secrets)
+    return stream_error(
+        f"{provider} reported an error mid-stream: {message}; try again",
+        provider=provider,
+        started=started,
+    )
 
 
 async def reject_json(response: httpx.Response, *, provider: str, secrets: Sequence[str]) -> None:
@@ -481,3 +574,43 @@ async def iter_sse(
         with anyio.CancelScope(shield=True):
             await events.aclose()
             await relay.aclose()
+
+
+async def iter_sse_json(
+    client: httpx.AsyncClient | None,
+    url: str,
+    *,
+    provider: str,
+    json: object,
+    headers: Mapping[str, str],
+    timeouts: Timeouts,
+    retry: RetryPolicy,
+    secrets: Sequence[str],
+    key_env: str | None,
+) -> AsyncGenerator[tuple[ServerSentEvent, dict[str, Any] | None], None]:
+    """POST ``json`` to an SSE endpoint; yield each event that has data, with that data parsed.
+
+    The parsed data is None when it is not a JSON object: the caller knows whether that is an
+    end marker or a malformed event. A JSON document sent instead of a stream raises
+    ProviderError. ``client`` None means a client of its own, closed with the stream.
+    """
+    async with (
+        client_scope(client) as http,
+        open_stream(
+            http,
+            "POST",
+            url,
+            provider=provider,
+            json=json,
+            headers={"Accept": "text/event-stream", **headers},
+            timeouts=timeouts,
+            retry=retry,
+            secrets=secrets,
+            key_env=key_env,
+        ) as response,
+        aclosing(iter_sse(response, provider=provider, idle_timeout=timeouts.idle)) as events,
+    ):
+        await reject_json(response, provider=provider, secrets=secrets)
+        async for event in events:
+            if event.data.strip():
+                yield event, json_object(event.data)

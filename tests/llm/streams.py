@@ -1,4 +1,8 @@
-"""Helpers for LLM provider tests: drain a token source, inspect failures."""
+"""Helpers for LLM provider tests: drain a token source, inspect failures.
+
+``collect`` and ``collect_until_error`` are bounded by ``TIMEOUT`` themselves, so a test that
+only drains one source needs no ``fail_after`` of its own.
+"""
 
 from __future__ import annotations
 
@@ -8,16 +12,20 @@ from contextlib import aclosing
 import anyio
 
 from tests.servers.llm import FakeLLM
+from voicepipe.http import RetryPolicy
 from voicepipe.llm.base import Message, TokenSource
 
 TIMEOUT = 10.0  # seconds: bound for every async test
 PROMPT: list[Message] = [{"role": "user", "content": "Why is the sky blue?"}]
+# Retries that still happen, without the seconds of real backoff.
+FAST_RETRY = RetryPolicy(max_retries=2, initial_delay=0.01, max_delay=0.05)
 
 
 async def collect(source: TokenSource, messages: Sequence[Message] = PROMPT) -> list[str]:
     """All deltas ``source`` streams for ``messages``."""
-    async with aclosing(source.stream(messages)) as deltas:  # type: ignore[type-var]
-        return [delta async for delta in deltas]
+    with anyio.fail_after(TIMEOUT):
+        async with aclosing(source.stream(messages)) as deltas:  # type: ignore[type-var]
+            return [delta async for delta in deltas]
 
 
 async def collect_until_error(
@@ -27,9 +35,12 @@ async def collect_until_error(
     received: list[str] = []
     stream: AsyncIterator[str] = source.stream(messages)
     try:
-        async with aclosing(stream):  # type: ignore[type-var]
-            async for delta in stream:
-                received.append(delta)
+        with anyio.fail_after(TIMEOUT):
+            async with aclosing(stream):  # type: ignore[type-var]
+                async for delta in stream:
+                    received.append(delta)
+    except TimeoutError:
+        raise
     except Exception as exc:
         return received, exc
     raise AssertionError(f"the stream ended without an error after {received!r}")

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import anyio
 import pytest
 
 from tests.llm.streams import (
-    TIMEOUT,
+    FAST_RETRY,
     assert_secret_hidden,
     collect,
     collect_until_error,
@@ -14,19 +13,17 @@ from tests.llm.streams import (
 )
 from tests.servers.llm import DEFAULT_TEXT, FakeLLM
 from voicepipe.errors import ConfigError, ProviderError, StreamInterrupted
-from voicepipe.http import RetryPolicy, Timeouts
+from voicepipe.http import Timeouts
 from voicepipe.llm.anthropic import AnthropicChat
 from voicepipe.llm.base import Message
 
 pytestmark = pytest.mark.anyio
 
 KEY = "sk-ant-test-93kd02la"
-FAST_RETRY = RetryPolicy(max_retries=2, initial_delay=0.01, max_delay=0.05)
 
 
 def chat(base_url: str, **kwargs: object) -> AnthropicChat:
-    options: dict[str, object] = {"api_key": KEY, "retry": FAST_RETRY}
-    options.update(kwargs)
+    options = {"api_key": KEY, "retry": FAST_RETRY, **kwargs}
     return AnthropicChat("claude-test", base_url=base_url, **options)  # type: ignore[arg-type]
 
 
@@ -37,8 +34,7 @@ async def test_streams_text_and_sends_system_at_top_level(fake: FakeLLM, base_ur
         {"role": "user", "content": "Why is the sky blue?"},
     ]
     source = chat(base_url, max_tokens=300, temperature=0.5)
-    with anyio.fail_after(TIMEOUT):
-        deltas = await collect(source, messages)
+    deltas = await collect(source, messages)
     assert "".join(deltas) == DEFAULT_TEXT
     [request] = fake.requests
     assert request.path == "/v1/messages"
@@ -59,8 +55,7 @@ async def test_pings_unknown_events_keepalives_and_thinking_are_skipped(
     fake.behaviour.unknown_events = True
     fake.behaviour.keepalive = True
     fake.behaviour.reasoning = "The user asks about optics."
-    with anyio.fail_after(TIMEOUT):
-        deltas = await collect(chat(base_url))
+    deltas = await collect(chat(base_url))
     assert "".join(deltas) == DEFAULT_TEXT
 
 
@@ -71,33 +66,24 @@ async def test_line_ends_and_one_byte_chunks(
 ) -> None:
     fake.behaviour.line_end = line_end
     fake.behaviour.chunk_size = chunk_size
-    with anyio.fail_after(TIMEOUT):
-        deltas = await collect(chat(base_url))
+    deltas = await collect(chat(base_url))
     assert "".join(deltas) == DEFAULT_TEXT
 
 
-async def test_error_event_mid_stream(fake: FakeLLM, base_url: str) -> None:
-    fake.behaviour.error_after = 2
-    with anyio.fail_after(TIMEOUT):
-        received, exc = await collect_until_error(chat(base_url))
-    assert "".join(received) == "".join(fake.tokens()[:2])
-    assert isinstance(exc, StreamInterrupted)
-    assert "Overloaded" in str(exc)
-
-
-async def test_error_event_before_text_is_a_provider_error(fake: FakeLLM, base_url: str) -> None:
-    fake.behaviour.error_after = 0
-    with anyio.fail_after(TIMEOUT):
-        received, exc = await collect_until_error(chat(base_url))
-    assert received == []
-    assert type(exc) is ProviderError
+@pytest.mark.parametrize(("after", "kind"), [(0, ProviderError), (2, StreamInterrupted)])
+async def test_error_event_is_interrupted_once_text_came(
+    fake: FakeLLM, base_url: str, after: int, kind: type[ProviderError]
+) -> None:
+    fake.behaviour.error_after = after
+    received, exc = await collect_until_error(chat(base_url))
+    assert "".join(received) == "".join(fake.tokens()[:after])
+    assert type(exc) is kind
     assert "Overloaded" in str(exc)
 
 
 async def test_malformed_event(fake: FakeLLM, base_url: str) -> None:
     fake.behaviour.malformed_after = 1
-    with anyio.fail_after(TIMEOUT):
-        received, exc = await collect_until_error(chat(base_url))
+    received, exc = await collect_until_error(chat(base_url))
     assert len(received) == 1
     assert isinstance(exc, StreamInterrupted)
     assert "malformed 'content_block_delta' event" in str(exc)
@@ -105,8 +91,7 @@ async def test_malformed_event(fake: FakeLLM, base_url: str) -> None:
 
 async def test_stream_without_message_stop_is_interrupted(fake: FakeLLM, base_url: str) -> None:
     fake.behaviour.send_done = False
-    with anyio.fail_after(TIMEOUT):
-        received, exc = await collect_until_error(chat(base_url))
+    received, exc = await collect_until_error(chat(base_url))
     assert "".join(received) == DEFAULT_TEXT
     assert isinstance(exc, StreamInterrupted)
     assert "message_stop" in str(exc)
@@ -114,8 +99,7 @@ async def test_stream_without_message_stop_is_interrupted(fake: FakeLLM, base_ur
 
 async def test_dropped_connection(fake: FakeLLM, base_url: str) -> None:
     fake.behaviour.drop_after = 3
-    with anyio.fail_after(TIMEOUT):
-        received, exc = await collect_until_error(chat(base_url))
+    received, exc = await collect_until_error(chat(base_url))
     assert len(received) == 3
     assert isinstance(exc, StreamInterrupted)
 
@@ -123,8 +107,7 @@ async def test_dropped_connection(fake: FakeLLM, base_url: str) -> None:
 async def test_authentication_error_body_is_parsed(fake: FakeLLM, base_url: str) -> None:
     fake.behaviour.error_status = 401
     fake.behaviour.error_message = f"invalid x-api-key {KEY}"
-    with anyio.fail_after(TIMEOUT):
-        _, exc = await collect_until_error(chat(base_url))
+    _, exc = await collect_until_error(chat(base_url))
     assert isinstance(exc, ProviderError)
     assert exc.status == 401
     assert "invalid x-api-key ***" in str(exc)
@@ -135,19 +118,17 @@ async def test_authentication_error_body_is_parsed(fake: FakeLLM, base_url: str)
 async def test_overloaded_529_is_retried(fake: FakeLLM, base_url: str) -> None:
     fake.behaviour.fail_times = 2
     fake.behaviour.fail_status = 529
-    with anyio.fail_after(TIMEOUT):
-        deltas = await collect(chat(base_url))
+    deltas = await collect(chat(base_url))
     assert "".join(deltas) == DEFAULT_TEXT
     assert len(fake.requests) == 3
 
 
 async def test_idle_stall_closes_the_connection(fake: FakeLLM, base_url: str) -> None:
     fake.behaviour.hang_after = 1
-    with anyio.fail_after(TIMEOUT):
-        received, exc = await collect_until_error(chat(base_url, timeouts=Timeouts(idle=0.2)))
-        assert isinstance(exc, StreamInterrupted)
-        assert len(received) == 1
-        assert await server_saw_disconnect(fake)
+    received, exc = await collect_until_error(chat(base_url, timeouts=Timeouts(idle=0.2)))
+    assert isinstance(exc, StreamInterrupted)
+    assert len(received) == 1
+    assert await server_saw_disconnect(fake)
 
 
 def test_official_endpoint_needs_the_key_variable(monkeypatch: pytest.MonkeyPatch) -> None:

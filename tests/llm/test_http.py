@@ -21,7 +21,9 @@ from voicepipe.http import (
     _safe_cause,
     env_key,
     iter_body,
+    json_object,
     open_stream,
+    provider_key,
     provider_message,
     redact,
 )
@@ -42,6 +44,27 @@ def test_env_key(monkeypatch: pytest.MonkeyPatch) -> None:
     with pytest.raises(ConfigError, match="SOME_KEY") as info:
         env_key("SOME_KEY", "demo")
     assert "demo" in str(info.value)
+
+
+def test_provider_key_reads_the_variable_only_for_the_official_host(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("SOME_KEY", "k-1")
+    assert provider_key(None, official=True, var="SOME_KEY", provider="demo") == ("k-1", "SOME_KEY")
+    assert provider_key(None, official=False, var="SOME_KEY", provider="demo") == (None, None)
+    assert provider_key("mine", official=True, var="SOME_KEY", provider="demo") == ("mine", None)
+    assert provider_key("", official=True, var="SOME_KEY", provider="demo") == (None, None)
+    monkeypatch.delenv("SOME_KEY")
+    with pytest.raises(ConfigError, match="SOME_KEY"):
+        provider_key(None, official=True, var="SOME_KEY", provider="demo")
+
+
+@pytest.mark.parametrize(
+    ("data", "parsed"),
+    [('{"a": 1}', {"a": 1}), (b'{"b": "\xc3\xbc"}', {"b": "ü"}), ("[1]", None), ("{", None)],
+)
+def test_json_object(data: str | bytes, parsed: object) -> None:
+    assert json_object(data) == parsed
 
 
 @pytest.mark.parametrize(
@@ -84,14 +107,15 @@ def test_retry_after_forms() -> None:
 
 
 async def _open(base_url: str, **kwargs: object) -> list[bytes]:
-    """Open the fake's OpenAI route and read the body; the chunks that arrived."""
+    """Open the fake's OpenAI route and read the body (bounded by TIMEOUT); the chunks that came."""
     options: dict[str, object] = {"provider": "demo", "json": BODY, "retry": FAST}
     options.update(kwargs)
-    async with (
-        httpx.AsyncClient() as client,
-        open_stream(client, "POST", f"{base_url}/v1/chat/completions", **options) as response,  # type: ignore[arg-type]
-    ):
-        return [c async for c in iter_body(response, provider="demo", idle_timeout=5.0)]
+    with anyio.fail_after(TIMEOUT):
+        async with (
+            httpx.AsyncClient() as client,
+            open_stream(client, "POST", f"{base_url}/v1/chat/completions", **options) as response,  # type: ignore[arg-type]
+        ):
+            return [c async for c in iter_body(response, provider="demo", idle_timeout=5.0)]
 
 
 async def _error(base_url: str, **kwargs: object) -> BaseException:
@@ -108,8 +132,7 @@ async def test_retry_after_ms_is_honoured_before_success(fake: FakeLLM, base_url
     fake.behaviour.retry_after_ms = "60"
     slow = RetryPolicy(max_retries=2, initial_delay=5.0, max_delay=5.0)
     started = time.perf_counter()
-    with anyio.fail_after(TIMEOUT):
-        chunks = await _open(base_url, retry=slow)
+    chunks = await _open(base_url, retry=slow)
     assert b"[DONE]" in b"".join(chunks)
     assert len(fake.requests) == 3
     assert 0.12 <= time.perf_counter() - started < 3.0
@@ -119,8 +142,7 @@ async def test_retry_after_ms_is_honoured_before_success(fake: FakeLLM, base_url
 async def test_retry_after_beyond_the_limit_is_not_waited_for(fake: FakeLLM, base_url: str) -> None:
     fake.behaviour.fail_times = 5
     fake.behaviour.retry_after = "120"
-    with anyio.fail_after(TIMEOUT):
-        exc = await _error(base_url, retry=RetryPolicy(max_retry_after=60))
+    exc = await _error(base_url, retry=RetryPolicy(max_retry_after=60))
     assert isinstance(exc, ProviderError)
     assert exc.status == 429
     assert "rate limited" in str(exc)
@@ -131,8 +153,7 @@ async def test_retry_after_beyond_the_limit_is_not_waited_for(fake: FakeLLM, bas
 async def test_http_date_in_the_past_falls_back_to_backoff(fake: FakeLLM, base_url: str) -> None:
     fake.behaviour.fail_times = 1
     fake.behaviour.retry_after = email.utils.formatdate(time.time() - 60, usegmt=True)
-    with anyio.fail_after(TIMEOUT):
-        await _open(base_url)
+    await _open(base_url)
     assert len(fake.requests) == 2
 
 
@@ -140,8 +161,7 @@ async def test_http_date_in_the_past_falls_back_to_backoff(fake: FakeLLM, base_u
 async def test_retries_are_capped(fake: FakeLLM, base_url: str) -> None:
     fake.behaviour.fail_times = 10
     fake.behaviour.fail_status = 503
-    with anyio.fail_after(TIMEOUT):
-        exc = await _error(base_url, retry=RetryPolicy(max_retries=3, initial_delay=0.01))
+    exc = await _error(base_url, retry=RetryPolicy(max_retries=3, initial_delay=0.01))
     assert isinstance(exc, ProviderError)
     assert exc.status == 503 and exc.retryable
     assert "4 attempts" in str(exc)
@@ -159,8 +179,7 @@ async def test_x_should_retry_and_retryable_statuses(
     fake.behaviour.fail_times = 10
     fake.behaviour.fail_status = status
     fake.behaviour.should_retry = should_retry
-    with anyio.fail_after(TIMEOUT):
-        exc = await _error(base_url)
+    exc = await _error(base_url)
     assert isinstance(exc, ProviderError)
     assert exc.status == status
     assert len(fake.requests) == attempts
@@ -182,8 +201,7 @@ async def test_final_errors_carry_a_hint(
 ) -> None:
     fake.behaviour.error_status = status
     fake.behaviour.error_message = "provider says no"
-    with anyio.fail_after(TIMEOUT):
-        exc = await _error(base_url, key_env="MY_KEY_VAR", retry=RetryPolicy(max_retries=0))
+    exc = await _error(base_url, key_env="MY_KEY_VAR", retry=RetryPolicy(max_retries=0))
     assert isinstance(exc, ProviderError)
     assert exc.status == status
     assert "provider says no" in str(exc)
@@ -194,13 +212,12 @@ async def test_final_errors_carry_a_hint(
 async def test_secrets_in_url_body_and_headers_never_surface(fake: FakeLLM, base_url: str) -> None:
     fake.behaviour.error_status = 404
     fake.behaviour.error_message = f"no such key {SECRET}"
-    with anyio.fail_after(TIMEOUT):
-        exc = await _error(
-            base_url,
-            params={"key": SECRET},
-            headers={"Authorization": f"Bearer {SECRET}"},
-            secrets=[SECRET],
-        )
+    exc = await _error(
+        base_url,
+        params={"key": SECRET},
+        headers={"Authorization": f"Bearer {SECRET}"},
+        secrets=[SECRET],
+    )
     assert isinstance(exc, ProviderError)
     assert "no such key ***" in str(exc)
     assert_secret_hidden(exc, SECRET)
@@ -244,8 +261,7 @@ async def test_url_without_scheme_is_a_config_error() -> None:
 @pytest.mark.anyio
 async def test_first_byte_timeout_is_retried_then_reported(fake: FakeLLM, base_url: str) -> None:
     fake.behaviour.headers_delay = 1.0
-    with anyio.fail_after(TIMEOUT):
-        exc = await _error(base_url, timeouts=Timeouts(first_byte=0.1), retry=RetryPolicy(1, 0.01))
+    exc = await _error(base_url, timeouts=Timeouts(first_byte=0.1), retry=RetryPolicy(1, 0.01))
     assert isinstance(exc, ProviderError)
     assert "no response within 0.1 s" in str(exc)
     assert len(fake.requests) == 2
@@ -275,8 +291,7 @@ async def test_dropped_body_is_interrupted_with_the_cause_kept(
     fake: FakeLLM, base_url: str
 ) -> None:
     fake.behaviour.drop_after = 2
-    with anyio.fail_after(TIMEOUT):
-        exc = await _error(base_url)
+    exc = await _error(base_url)
     assert isinstance(exc, StreamInterrupted)
     assert isinstance(exc.__cause__, httpx.RemoteProtocolError)
 

@@ -5,12 +5,11 @@ from __future__ import annotations
 import itertools
 import json
 
-import anyio
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tests.llm.streams import TIMEOUT, collect, collect_until_error
+from tests.llm.streams import collect, collect_until_error
 from tests.servers.llm import DEFAULT_TEXT, FakeLLM
 from voicepipe.errors import ConfigError, ProviderError, StreamInterrupted
 from voicepipe.llm.ollama import NDJSONDecoder, OllamaChat, ollama_base_url
@@ -23,8 +22,7 @@ def chat(base_url: str, **kwargs: object) -> OllamaChat:
 @pytest.mark.anyio
 async def test_streams_text_and_records_metrics(fake: FakeLLM, base_url: str) -> None:
     source = chat(base_url, max_tokens=64, temperature=0.3, keep_alive="10m")
-    with anyio.fail_after(TIMEOUT):
-        deltas = await collect(source)
+    deltas = await collect(source)
     assert "".join(deltas) == DEFAULT_TEXT
     [request] = fake.requests
     assert request.path == "/api/chat"
@@ -44,8 +42,7 @@ async def test_one_byte_chunks(fake: FakeLLM, base_url: str, line_end: str) -> N
     fake.behaviour.line_end = line_end
     fake.behaviour.text = "Grüße 👋 aus Köln."
     fake.behaviour.reasoning = "thinking is not spoken"
-    with anyio.fail_after(TIMEOUT):
-        deltas = await collect(chat(base_url))
+    deltas = await collect(chat(base_url))
     assert "".join(deltas) == "Grüße 👋 aus Köln."
 
 
@@ -55,8 +52,7 @@ async def test_error_line(
     fake: FakeLLM, base_url: str, after: int, kind: type[ProviderError]
 ) -> None:
     fake.behaviour.error_after = after
-    with anyio.fail_after(TIMEOUT):
-        received, exc = await collect_until_error(chat(base_url))
+    received, exc = await collect_until_error(chat(base_url))
     assert len(received) == after
     assert type(exc) is kind
     assert "an error was encountered while running" in str(exc)
@@ -65,8 +61,7 @@ async def test_error_line(
 @pytest.mark.anyio
 async def test_malformed_line(fake: FakeLLM, base_url: str) -> None:
     fake.behaviour.malformed_after = 2
-    with anyio.fail_after(TIMEOUT):
-        received, exc = await collect_until_error(chat(base_url))
+    received, exc = await collect_until_error(chat(base_url))
     assert len(received) == 2
     assert isinstance(exc, StreamInterrupted)
     assert "malformed line" in str(exc)
@@ -75,8 +70,7 @@ async def test_malformed_line(fake: FakeLLM, base_url: str) -> None:
 @pytest.mark.anyio
 async def test_stream_without_done_line_is_interrupted(fake: FakeLLM, base_url: str) -> None:
     fake.behaviour.send_done = False
-    with anyio.fail_after(TIMEOUT):
-        received, exc = await collect_until_error(chat(base_url))
+    received, exc = await collect_until_error(chat(base_url))
     assert "".join(received) == DEFAULT_TEXT
     assert isinstance(exc, StreamInterrupted)
 
@@ -84,8 +78,7 @@ async def test_stream_without_done_line_is_interrupted(fake: FakeLLM, base_url: 
 @pytest.mark.anyio
 async def test_dropped_connection(fake: FakeLLM, base_url: str) -> None:
     fake.behaviour.drop_after = 2
-    with anyio.fail_after(TIMEOUT):
-        received, exc = await collect_until_error(chat(base_url))
+    received, exc = await collect_until_error(chat(base_url))
     assert len(received) == 2
     assert isinstance(exc, StreamInterrupted)
 
@@ -94,8 +87,7 @@ async def test_dropped_connection(fake: FakeLLM, base_url: str) -> None:
 async def test_missing_model_suggests_pulling_it(fake: FakeLLM, base_url: str) -> None:
     fake.behaviour.error_status = 404
     fake.behaviour.error_message = 'model "llama3.2" not found, try pulling it first'
-    with anyio.fail_after(TIMEOUT):
-        _, exc = await collect_until_error(chat(base_url))
+    _, exc = await collect_until_error(chat(base_url))
     assert isinstance(exc, ProviderError)
     assert exc.status == 404
     assert 'model "llama3.2" not found' in str(exc)

@@ -2,13 +2,34 @@
 
 from __future__ import annotations
 
+import json
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator, MutableMapping
 from contextlib import contextmanager
 from typing import Any
 
 import uvicorn
+
+# The ASGI interface, as the servers use it.
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+
+
+async def read_body(receive: Receive) -> tuple[bytes, Any]:
+    """The whole request body, and that body parsed as JSON (None if empty or not JSON)."""
+    body = b""
+    while True:
+        message = await receive()
+        body += message.get("body", b"")
+        if not message.get("more_body"):
+            break
+    try:
+        return body, json.loads(body) if body else None
+    except ValueError:
+        return body, None
 
 
 @contextmanager

@@ -13,17 +13,13 @@ import logging
 import re
 import threading
 import time
-from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import anyio
 import anyio.lowlevel
 
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
+from tests.servers import Receive, Scope, Send, read_body
 
 DEFAULT_TEXT = "Hello there. The sky is blue, mostly because of Rayleigh scattering."
 
@@ -68,6 +64,7 @@ class RecordedRequest:
     headers: dict[str, str]
     body: bytes
     json: Any = None
+    client: tuple[str, int] | None = None  # the client's address: same port, same connection
 
 
 @dataclass
@@ -99,17 +96,8 @@ class FakeLLM:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             return
-        body = b""
-        while True:
-            message = await receive()
-            body += message.get("body", b"")
-            if not message.get("more_body"):
-                break
+        body, parsed = await read_body(receive)
         headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
-        try:
-            parsed = json.loads(body) if body else None
-        except ValueError:
-            parsed = None
         self.requests.append(
             RecordedRequest(
                 method=scope["method"],
@@ -118,6 +106,7 @@ class FakeLLM:
                 headers=headers,
                 body=body,
                 json=parsed,
+                client=tuple(scope["client"]) if scope.get("client") else None,
             )
         )
         response = _Response(self, send)

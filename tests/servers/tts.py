@@ -13,7 +13,6 @@ import struct
 import subprocess
 import threading
 import time
-from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl
@@ -22,10 +21,7 @@ import anyio
 import numpy as np
 import numpy.typing as npt
 
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
+from tests.servers import Receive, Scope, Send, read_body
 
 SECONDS_PER_CHARACTER = 0.01
 FREQUENCY = 440.0
@@ -149,17 +145,8 @@ class TTSServer:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             return
-        body = b""
-        while True:
-            message = await receive()
-            body += message.get("body", b"")
-            if not message.get("more_body"):
-                break
+        _, payload = await read_body(receive)
         headers = {k.decode().lower(): v.decode() for k, v in scope["headers"]}
-        try:
-            payload = json.loads(body) if body else None
-        except ValueError:
-            payload = None
         record = Recorded(
             method=scope["method"],
             path=scope["path"],

@@ -1,18 +1,16 @@
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from contextlib import aclosing
 
 import anyio
 import numpy as np
-import numpy.typing as npt
 import pytest
 
 from tests.servers.tts import Behaviour, speech_samples
+from tests.tts.chunks import FAST_RETRY, collect, joined
 from tests.tts.conftest import RunningServer
 from voicepipe.audio.chunk import AudioChunk
 from voicepipe.errors import ConfigError, ProviderError, StreamInterrupted
-from voicepipe.http import RetryPolicy
 from voicepipe.tts.elevenlabs import ElevenLabsTTS
 
 pytestmark = pytest.mark.anyio
@@ -22,18 +20,9 @@ KEY = "xi-test-key-0123456789"
 VOICE = "21m00Tcm4TlvDq8ikWAM"
 
 
-async def collect(chunks: AsyncIterator[AudioChunk]) -> list[AudioChunk]:
-    with anyio.fail_after(10):
-        return [chunk async for chunk in chunks]
-
-
-def joined(chunks: list[AudioChunk]) -> npt.NDArray[np.int16]:
-    return np.concatenate([c.samples for c in chunks]) if chunks else np.zeros(0, np.int16)
-
-
 def engine(server: RunningServer, **options: object) -> ElevenLabsTTS:
     options.setdefault("api_key", KEY)
-    options.setdefault("retry", RetryPolicy(initial_delay=0.01, max_delay=0.05))
+    options.setdefault("retry", FAST_RETRY)
     return ElevenLabsTTS(VOICE, base_url=server.url, **options)  # type: ignore[arg-type]
 
 

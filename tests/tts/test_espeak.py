@@ -2,7 +2,6 @@ from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import AsyncIterator
 from contextlib import aclosing
 from pathlib import Path
 
@@ -10,6 +9,7 @@ import anyio
 import numpy as np
 import pytest
 
+from tests.tts.chunks import collect
 from voicepipe.audio.chunk import AudioChunk
 from voicepipe.errors import ConfigError, ProviderError
 from voicepipe.tts.espeak import EspeakTTS
@@ -18,11 +18,6 @@ pytestmark = [
     pytest.mark.anyio,
     pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng is not installed"),
 ]
-
-
-async def collect(chunks: AsyncIterator[AudioChunk]) -> list[AudioChunk]:
-    with anyio.fail_after(10):
-        return [chunk async for chunk in chunks]
 
 
 def seconds(chunks: list[AudioChunk]) -> float:

@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from contextlib import aclosing
 
 import anyio
@@ -9,6 +8,7 @@ import numpy.typing as npt
 import pytest
 
 from tests.servers.tts import Behaviour, speech_samples
+from tests.tts.chunks import FAST_RETRY, collect, joined
 from tests.tts.conftest import RunningServer
 from voicepipe.audio.chunk import AudioChunk
 from voicepipe.errors import AudioError, ConfigError, ProviderError, StreamInterrupted
@@ -18,16 +18,6 @@ from voicepipe.tts.openai import OpenAITTS
 pytestmark = pytest.mark.anyio
 
 TEXT = "Hello there, this is a test of streaming speech."  # 48 chars: 0.48 s
-FAST_RETRY = RetryPolicy(initial_delay=0.01, max_delay=0.05)
-
-
-async def collect(chunks: AsyncIterator[AudioChunk]) -> list[AudioChunk]:
-    with anyio.fail_after(10):
-        return [chunk async for chunk in chunks]
-
-
-def joined(chunks: list[AudioChunk]) -> npt.NDArray[np.int16]:
-    return np.concatenate([c.samples for c in chunks]) if chunks else np.zeros(0, np.int16)
 
 
 def engine(server: RunningServer, **options: object) -> OpenAITTS:
@@ -202,10 +192,16 @@ async def test_cancelling_the_consumer_closes_the_connection(tts_server: Running
     tts_server.app.behaviour = Behaviour(first_byte_delay=0.2, hold_after=0)
     async with engine(tts_server) as tts:
         with anyio.fail_after(5):
-            with anyio.move_on_after(0.05):
-                async with aclosing(tts.synthesize(TEXT)) as chunks:
-                    await chunks.__anext__()
-        assert await anyio.to_thread.run_sync(tts_server.app.received.wait, 5)
+            async with anyio.create_task_group() as tg:
+
+                async def consume() -> None:
+                    async with aclosing(tts.synthesize(TEXT)) as chunks:
+                        await chunks.__anext__()
+
+                tg.start_soon(consume)
+                # Cancel once the request has reached the server, however busy the machine is.
+                assert await anyio.to_thread.run_sync(tts_server.app.received.wait, 5)
+                tg.cancel_scope.cancel()
         record = tts_server.app.requests[0]
         assert await anyio.to_thread.run_sync(record.disconnected.wait, 5)
         assert not record.completed

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import AsyncGenerator, Sequence
 from contextlib import aclosing
 from typing import Any
@@ -12,15 +11,14 @@ import httpx
 from voicepipe.http import (
     DEFAULT_RETRY,
     DEFAULT_TIMEOUTS,
+    ClientOwner,
     RetryPolicy,
     Timeouts,
-    client_scope,
-    env_key,
-    iter_sse,
-    open_stream,
-    provider_message,
+    drain,
+    iter_sse_json,
+    provider_key,
     redact,
-    reject_json,
+    reported_error,
     stream_error,
 )
 from voicepipe.llm.base import Message
@@ -30,7 +28,7 @@ KEY_ENV = "ANTHROPIC_API_KEY"
 API_VERSION = "2023-06-01"
 
 
-class AnthropicChat:
+class AnthropicChat(ClientOwner):
     """Streams ``/v1/messages`` as text deltas; system messages go to the top-level ``system``.
 
     On api.anthropic.com the key comes from ``ANTHROPIC_API_KEY`` when ``api_key`` is None;
@@ -53,14 +51,15 @@ class AnthropicChat:
         temperature: float | None = None,
         extra_body: dict[str, Any] | None = None,
     ) -> None:
-        self._key_env: str | None = None
-        if api_key is None and httpx.URL(base_url).host == "api.anthropic.com":
-            api_key = env_key(KEY_ENV, self.name)
-            self._key_env = KEY_ENV
+        self._api_key, self._key_env = provider_key(
+            api_key,
+            official=httpx.URL(base_url).host == "api.anthropic.com",
+            var=KEY_ENV,
+            provider=self.name,
+        )
         self.model = model
         self.base_url = base_url.rstrip("/")
-        self._api_key = api_key
-        self._client = client
+        ClientOwner.__init__(self, client)  # one client reused across requests
         self.timeouts = timeouts
         self.retry = retry
         self.max_tokens = max_tokens
@@ -96,37 +95,24 @@ class AnthropicChat:
         self.last_usage = None
         self.finish_reason = None
         secrets = [self._api_key] if self._api_key else []
-        headers = {"anthropic-version": API_VERSION, "Accept": "text/event-stream"}
+        headers = {"anthropic-version": API_VERSION}
         if self._api_key:
             headers["x-api-key"] = self._api_key
         started = False
-        async with (
-            client_scope(self._client) as client,
-            open_stream(
-                client,
-                "POST",
-                f"{self.base_url}/v1/messages",
-                provider=self.name,
-                json=self._payload(messages),
-                headers=headers,
-                timeouts=self.timeouts,
-                retry=self.retry,
-                secrets=secrets,
-                key_env=self._key_env,
-            ) as response,
-            aclosing(
-                iter_sse(response, provider=self.name, idle_timeout=self.timeouts.idle)
-            ) as events,
-        ):
-            await reject_json(response, provider=self.name, secrets=secrets)
-            async for event in events:
-                if not event.data.strip():
-                    continue
-                try:
-                    data = json.loads(event.data)
-                except ValueError:
-                    data = None
-                if not isinstance(data, dict):
+        events = iter_sse_json(
+            self._http(),
+            f"{self.base_url}/v1/messages",
+            provider=self.name,
+            json=self._payload(messages),
+            headers=headers,
+            timeouts=self.timeouts,
+            retry=self.retry,
+            secrets=secrets,
+            key_env=self._key_env,
+        )
+        async with aclosing(events):
+            async for event, data in events:
+                if data is None:
                     raise stream_error(
                         f"{self.name} sent a malformed {event.event!r} event "
                         f"{redact(event.data[:120], secrets)!r}; is it an Anthropic-style server?",
@@ -156,15 +142,10 @@ class AnthropicChat:
                         # message_delta usage is cumulative: it replaces the start's counts.
                         self.last_usage = {**(self.last_usage or {}), **usage}
                 elif kind == "message_stop":
+                    await drain(events)
                     return
                 elif kind == "error":
-                    message = provider_message(data) or "unknown error"
-                    raise stream_error(
-                        f"{self.name} reported an error mid-stream: {redact(message, secrets)}; "
-                        "try again",
-                        provider=self.name,
-                        started=started,
-                    )
+                    raise reported_error(data, provider=self.name, started=started, secrets=secrets)
                 # ping and event types added after this was written are ignored, as documented.
         if self.finish_reason is None:
             raise stream_error(

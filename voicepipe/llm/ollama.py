@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from contextlib import aclosing, asynccontextmanager
@@ -14,12 +13,15 @@ from voicepipe.errors import ConfigError, ProviderError
 from voicepipe.http import (
     DEFAULT_RETRY,
     DEFAULT_TIMEOUTS,
+    ClientOwner,
     RetryPolicy,
     Timeouts,
     client_scope,
+    drain,
     iter_body,
+    json_object,
     open_stream,
-    provider_message,
+    reported_error,
     stream_error,
 )
 from voicepipe.llm.base import Message
@@ -89,7 +91,7 @@ class NDJSONDecoder:
         return [line] if line else []
 
 
-class OllamaChat:
+class OllamaChat(ClientOwner):
     """Streams Ollama's ``/api/chat`` as text deltas; thinking text is not yielded.
 
     No key: Ollama has no authentication. After a stream, ``last_usage`` holds the final
@@ -113,7 +115,7 @@ class OllamaChat:
     ) -> None:
         self.model = model
         self.base_url = ollama_base_url(base_url)
-        self._client = client
+        ClientOwner.__init__(self, client)  # one client reused across requests
         self.timeouts = timeouts
         self.retry = retry
         self.max_tokens = max_tokens
@@ -184,7 +186,7 @@ class OllamaChat:
         self.finish_reason = None
         started = False
         async with (
-            client_scope(self._client) as client,
+            client_scope(self._http()) as client,
             self._open(client, messages) as response,
             aclosing(self._lines(response)) as lines,
         ):
@@ -199,6 +201,7 @@ class OllamaChat:
                     self.finish_reason = str(obj.get("done_reason") or "stop")
                     metrics = {k: v for k, v in obj.items() if k.endswith(("_count", "_duration"))}
                     self.last_usage = metrics or None
+                    await drain(lines)
                     return
         raise stream_error(
             f"{self.name} ended the stream before its done line; the answer may be cut short, "
@@ -209,20 +212,13 @@ class OllamaChat:
 
     def _parse(self, line: bytes, started: bool) -> dict[str, Any]:
         """Decode one NDJSON line; raise on a malformed line or an in-band error object."""
-        try:
-            obj = json.loads(line)
-        except ValueError:
-            obj = None
-        if not isinstance(obj, dict):
+        obj = json_object(line)
+        if obj is None:
             raise stream_error(
                 f"{self.name} sent a malformed line {line[:120]!r}; is this an Ollama server?",
                 provider=self.name,
                 started=started,
             )
         if obj.get("error"):
-            raise stream_error(
-                f"{self.name} reported an error mid-stream: {provider_message(obj)}; try again",
-                provider=self.name,
-                started=started,
-            )
+            raise reported_error(obj, provider=self.name, started=started)
         return obj

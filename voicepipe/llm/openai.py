@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import AsyncGenerator, Sequence
 from contextlib import aclosing
 from typing import Any
@@ -12,15 +11,14 @@ import httpx
 from voicepipe.http import (
     DEFAULT_RETRY,
     DEFAULT_TIMEOUTS,
+    ClientOwner,
     RetryPolicy,
     Timeouts,
-    client_scope,
-    env_key,
-    iter_sse,
-    open_stream,
-    provider_message,
+    drain,
+    iter_sse_json,
+    provider_key,
     redact,
-    reject_json,
+    reported_error,
     stream_error,
 )
 from voicepipe.llm.base import Message
@@ -33,7 +31,7 @@ def _is_openai(base_url: str) -> bool:
     return httpx.URL(base_url).host == "api.openai.com"
 
 
-class OpenAIChat:
+class OpenAIChat(ClientOwner):
     """Streams ``/chat/completions`` as text deltas over server-sent events.
 
     On api.openai.com the key comes from ``OPENAI_API_KEY`` when ``api_key`` is None; other
@@ -59,14 +57,12 @@ class OpenAIChat:
         include_usage: bool | None = None,
     ) -> None:
         official = _is_openai(base_url)
-        self._key_env: str | None = None
-        if api_key is None and official:
-            api_key = env_key(KEY_ENV, self.name)
-            self._key_env = KEY_ENV
+        self._api_key, self._key_env = provider_key(
+            api_key, official=official, var=KEY_ENV, provider=self.name
+        )
         self.model = model
         self.base_url = base_url.rstrip("/")
-        self._api_key = api_key
-        self._client = client
+        ClientOwner.__init__(self, client)  # one client reused across requests
         self.timeouts = timeouts
         self.retry = retry
         self.max_tokens = max_tokens
@@ -103,53 +99,34 @@ class OpenAIChat:
         self.last_usage = None
         self.finish_reason = None
         secrets = [self._api_key] if self._api_key else []
-        headers = {"Accept": "text/event-stream"}
-        if self._api_key:
-            headers["Authorization"] = f"Bearer {self._api_key}"
+        headers = {"Authorization": f"Bearer {self._api_key}"} if self._api_key else {}
         started = False
-        async with (
-            client_scope(self._client) as client,
-            open_stream(
-                client,
-                "POST",
-                f"{self.base_url}/chat/completions",
-                provider=self.name,
-                json=self._payload(messages),
-                headers=headers,
-                timeouts=self.timeouts,
-                retry=self.retry,
-                secrets=secrets,
-                key_env=self._key_env,
-            ) as response,
-            aclosing(
-                iter_sse(response, provider=self.name, idle_timeout=self.timeouts.idle)
-            ) as events,
-        ):
-            await reject_json(response, provider=self.name, secrets=secrets)
-            async for event in events:
-                data = event.data
-                if not data.strip():
-                    continue
-                if data.startswith("[DONE]"):
+        chunks = iter_sse_json(
+            self._http(),
+            f"{self.base_url}/chat/completions",
+            provider=self.name,
+            json=self._payload(messages),
+            headers=headers,
+            timeouts=self.timeouts,
+            retry=self.retry,
+            secrets=secrets,
+            key_env=self._key_env,
+        )
+        async with aclosing(chunks):
+            async for event, chunk in chunks:
+                if event.data.startswith("[DONE]"):
+                    await drain(chunks)
                     return
-                try:
-                    chunk = json.loads(data)
-                except ValueError:
-                    chunk = None
-                if not isinstance(chunk, dict):
+                if chunk is None:
                     raise stream_error(
                         f"{self.name} sent a malformed stream frame "
-                        f"{redact(data[:120], secrets)!r}; is the server OpenAI-compatible?",
+                        f"{redact(event.data[:120], secrets)!r}; is the server OpenAI-compatible?",
                         provider=self.name,
                         started=started,
                     )
                 if chunk.get("error"):
-                    message = provider_message(chunk) or "unknown error"
-                    raise stream_error(
-                        f"{self.name} reported an error mid-stream: {redact(message, secrets)}; "
-                        "try again",
-                        provider=self.name,
-                        started=started,
+                    raise reported_error(
+                        chunk, provider=self.name, started=started, secrets=secrets
                     )
                 usage = chunk.get("usage")
                 if isinstance(usage, dict):

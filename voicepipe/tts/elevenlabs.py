@@ -15,16 +15,21 @@ import httpx
 from voicepipe.audio.chunk import AudioChunk
 from voicepipe.audio.decode import find_ffmpeg
 from voicepipe.errors import ConfigError
-from voicepipe.http import RetryPolicy, Timeouts, env_key, iter_body, open_stream
+from voicepipe.http import (
+    DEFAULT_RETRY,
+    DEFAULT_TIMEOUTS,
+    RetryPolicy,
+    Timeouts,
+    iter_body,
+    open_stream,
+    provider_key,
+)
 from voicepipe.tts.httpaudio import (
     ClientOwner,
     check_audio_response,
     compressed_chunks,
     pcm_chunks,
 )
-
-DEFAULT_TIMEOUTS = Timeouts()
-DEFAULT_RETRY = RetryPolicy()
 
 __all__ = ["ElevenLabsTTS"]
 
@@ -91,11 +96,13 @@ class ElevenLabsTTS(ClientOwner):
         self.language_code = language_code
         self.timeouts = timeouts
         self.retry = retry
-        if api_key is None:
-            host = (urlsplit(self.base_url).hostname or "").lower()
-            if host == "elevenlabs.io" or host.endswith(".elevenlabs.io"):
-                api_key = env_key(KEY_ENV, "elevenlabs")
-        self._api_key = api_key or None
+        host = (urlsplit(self.base_url).hostname or "").lower()
+        self._api_key, _ = provider_key(
+            api_key,
+            official=host == "elevenlabs.io" or host.endswith(".elevenlabs.io"),
+            var=KEY_ENV,
+            provider=self.name,
+        )
         self._ffmpeg = (
             find_ffmpeg(f"ElevenLabs output_format {output_format!r}")
             if self._codec != "pcm"

@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
-from types import TracebackType
 from typing import TypeVar
 
 import httpx
@@ -21,7 +20,7 @@ from voicepipe.audio.decode import DecodeError, decode_audio
 from voicepipe.audio.resample import mix_to_mono
 from voicepipe.audio.wavstream import WavFormatError, WavStreamParser
 from voicepipe.errors import ProviderError
-from voicepipe.http import provider_message
+from voicepipe.http import ClientOwner, provider_message
 
 __all__ = [
     "ClientOwner",
@@ -41,7 +40,6 @@ _DECODED_CHUNK_SECONDS = 0.25
 _MAX_ERROR_BODY = 64 * 1024
 
 T = TypeVar("T")
-Owner = TypeVar("Owner", bound="ClientOwner")
 
 
 @asynccontextmanager
@@ -53,39 +51,6 @@ async def closing(iterator: AsyncIterator[T]) -> AsyncGenerator[AsyncIterator[T]
         aclose = getattr(iterator, "aclose", None)
         if aclose is not None:
             await aclose()
-
-
-class ClientOwner:
-    """Holds the engine's httpx client: the caller's, or one created on first use and reused.
-
-    Reusing one client keeps connections alive between sentences (no new TLS handshake per
-    chunk of text). Close an owned client with ``aclose()`` or ``async with engine:``.
-    """
-
-    def __init__(self, client: httpx.AsyncClient | None) -> None:
-        self._client = client
-        self._owns_client = client is None
-
-    def _http(self) -> httpx.AsyncClient:
-        if self._client is None or (self._owns_client and self._client.is_closed):
-            self._client = httpx.AsyncClient()
-        return self._client
-
-    async def aclose(self) -> None:
-        """Close the client if the engine created it (a caller's client is left open)."""
-        if self._owns_client and self._client is not None:
-            await self._client.aclose()
-
-    async def __aenter__(self: Owner) -> Owner:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
 
 
 def content_type_rate(response: httpx.Response) -> int | None:

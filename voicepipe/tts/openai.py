@@ -17,7 +17,15 @@ import httpx
 from voicepipe.audio.chunk import AudioChunk
 from voicepipe.audio.decode import find_ffmpeg
 from voicepipe.errors import ConfigError
-from voicepipe.http import RetryPolicy, Timeouts, env_key, iter_body, open_stream
+from voicepipe.http import (
+    DEFAULT_RETRY,
+    DEFAULT_TIMEOUTS,
+    RetryPolicy,
+    Timeouts,
+    iter_body,
+    open_stream,
+    provider_key,
+)
 from voicepipe.tts.httpaudio import (
     ClientOwner,
     check_audio_response,
@@ -26,9 +34,6 @@ from voicepipe.tts.httpaudio import (
     pcm_chunks,
     wav_chunks,
 )
-
-DEFAULT_TIMEOUTS = Timeouts()
-DEFAULT_RETRY = RetryPolicy()
 
 __all__ = ["OpenAITTS"]
 
@@ -86,9 +91,9 @@ class OpenAITTS(ClientOwner):
         self.timeouts = timeouts
         self.retry = retry
         self.sample_rate = _DEFAULT_RATE
-        if api_key is None and _is_openai(self.base_url):
-            api_key = env_key(KEY_ENV, "openai")
-        self._api_key = api_key or None
+        self._api_key, _ = provider_key(
+            api_key, official=_is_openai(self.base_url), var=KEY_ENV, provider=self.name
+        )
         self._ffmpeg = (
             find_ffmpeg(f"OpenAI response_format {response_format!r}")
             if response_format not in ("pcm", "wav")
