@@ -18,7 +18,7 @@ from voicepipe.audio.chunk import AudioChunk
 from voicepipe.audio.playback import PlaybackSink
 
 async def main():
-    sink = PlaybackSink()
+    sink = PlaybackSink(smooth_joins=False)  # random samples: every join is abrupt
     await sink.start()
     rng = np.random.default_rng(7)
     for i, n in enumerate([3000, 11025, 5, 22050, 4410]):
@@ -68,3 +68,40 @@ def test_no_device_is_a_clear_error(tmp_path: Path) -> None:
         [sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=60
     )
     assert "no output device matches 'no-such-device'" in result.stdout
+
+
+def test_underrun_accounting_in_the_callback_with_a_fake_clock() -> None:
+    from voicepipe.audio.playback import PlaybackSink
+
+    now = [100.0]
+    sink = PlaybackSink(clock=lambda: now[0])
+    sink.sample_rate = 1000
+    out = np.zeros((100, 1), np.int16)
+
+    def play(samples: int) -> None:
+        if samples:
+            sink._push(np.full(samples, 7, np.int16))
+        sink._callback(out, 100, None, None)
+        now[0] += 0.1
+
+    play(100)  # a full period: fine
+    play(40)  # runs dry 60 frames in: an underrun starts now
+    assert out[40:, 0].tolist() == [0] * 60
+    play(0)  # still dry: 100 more frames of silence
+    play(100)  # audio again: the underrun ends
+    play(250)  # one full period, 150 frames stay buffered
+    assert sink.take_underruns() == [(100.1, 0.16)]
+    assert sink.take_underruns() == []
+    assert sink.frames_played == 340 and sink.buffered_seconds() == 0.15
+
+
+def test_a_stereo_device_gets_the_audio_on_both_channels() -> None:
+    from voicepipe.audio.playback import PlaybackSink
+
+    sink = PlaybackSink()
+    sink.sample_rate = 1000
+    sink._push(np.arange(1, 61, dtype=np.int16))
+    out = np.full((50, 2), -1, np.int16)
+    sink._callback(out, 50, None, None)
+    np.testing.assert_array_equal(out[:, 0], np.arange(1, 51))
+    np.testing.assert_array_equal(out[:, 1], out[:, 0])

@@ -5,13 +5,14 @@ from __future__ import annotations
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from typing import Any
 
 import anyio
 import numpy as np
 
 from voicepipe.audio.chunk import AudioChunk, Samples
-from voicepipe.audio.sinks import convert_rate
+from voicepipe.audio.joins import SinkFeed
 from voicepipe.errors import AudioError
 
 
@@ -72,10 +73,12 @@ class PlaybackSink:
     """Plays audio on an output device as it arrives, with no reopen between chunks.
 
     The device stream opens at the first chunk's rate (or the device's own rate, resampling
-    once) and starts after ``preroll_ms`` of audio is buffered (a small jitter buffer). The
-    callback counts underruns: silence inserted because audio ran dry before the end.
-    ``write`` waits while more than ``max_buffer_s`` is buffered, so backpressure reaches the
-    queue. ``abort`` fades out over ``fade_ms`` and stops the device at once.
+    once) and starts after ``preroll_ms`` of audio is buffered (a small jitter buffer). Joins
+    between chunks are smoothed (a few ms of fade only where a chunk starts or stops
+    abruptly) and ``pause_ms`` of silence go between text chunks. The callback counts
+    underruns: silence inserted because audio ran dry before the end. ``write`` waits while
+    more than ``max_buffer_s`` is buffered, so backpressure reaches the queue. ``abort`` fades
+    out over ``fade_ms``, stops the device and releases it (within ~20 ms).
     """
 
     def __init__(
@@ -85,22 +88,29 @@ class PlaybackSink:
         preroll_ms: float = 80.0,
         max_buffer_s: float = 0.5,
         fade_ms: float = 8.0,
+        pause_ms: float = 0.0,
+        smooth_joins: bool = True,
+        clock: Callable[[], float] = time.perf_counter,
     ) -> None:
         self.device = device
         self.preroll_ms = preroll_ms
         self.max_buffer_s = max_buffer_s
         self.fade_ms = fade_ms
+        self.pause_ms = pause_ms
+        self.smooth_joins = smooth_joins
         self.sample_rate: int | None = None
         self.frames_played = 0
+        self._clock = clock
         self._device_index: int | None = None
         self._stream: Any = None
-        self._source_rate: int | None = None
+        self._feed: SinkFeed | None = None
         self._blocks: deque[Samples] = deque()
         self._offset = 0  # read position inside _blocks[0]
         self._buffered = 0  # frames in _blocks not yet played
         self._lock = threading.Lock()
         self._started = False
         self._ending = False  # finish(): running dry now is the end, not an underrun
+        self._fade_total = 0
         self._fade_left: int | None = None  # abort(): frames of fade-out still to play
         self._dry_since: float | None = None
         self._dry_frames = 0
@@ -110,19 +120,35 @@ class PlaybackSink:
         self._device_index = resolve_device(self.device)
 
     def _open(self, rate: int) -> None:
+        """Open the device at ``rate`` in mono if it takes that, else at its own rate and
+        channel count (audio is resampled once and copied to every channel)."""
         sd = _sounddevice()
         try:
-            sd.check_output_settings(
-                device=self._device_index, channels=1, dtype="int16", samplerate=rate
-            )
-            device_rate = rate
-        except Exception:
             info = sd.query_devices(self._device_index, "output")
-            device_rate = int(info["default_samplerate"])
+        except Exception as exc:
+            raise AudioError(f"cannot open the audio output device: {exc}") from exc
+        device_rate, channels = int(info["default_samplerate"]), 1
+        for try_rate, try_channels in [
+            (rate, 1),
+            (rate, min(2, int(info["max_output_channels"]))),
+            (device_rate, 1),
+            (device_rate, min(2, int(info["max_output_channels"]))),
+        ]:
+            try:
+                sd.check_output_settings(
+                    device=self._device_index,
+                    channels=try_channels,
+                    dtype="int16",
+                    samplerate=try_rate,
+                )
+            except Exception:
+                continue
+            device_rate, channels = try_rate, try_channels
+            break
         try:
             self._stream = sd.OutputStream(
                 samplerate=device_rate,
-                channels=1,
+                channels=channels,
                 dtype="int16",
                 device=self._device_index,
                 callback=self._callback,
@@ -131,7 +157,7 @@ class PlaybackSink:
         except Exception as exc:
             raise AudioError(f"cannot open the audio output device: {exc}") from exc
         self.sample_rate = device_rate
-        self._source_rate = rate
+        self._feed = SinkFeed(device_rate, smooth=self.smooth_joins, pause_ms=self.pause_ms)
 
     # Runs on PortAudio's thread: no allocation-heavy work, no waiting on the event loop.
     def _callback(self, outdata: Any, frames: int, time_info: Any, status: Any) -> None:
@@ -153,12 +179,10 @@ class PlaybackSink:
                 out[filled:] = 0
                 if not self._ending and self._fade_left is None:
                     if self._dry_since is None:
-                        self._dry_since = time.perf_counter()
+                        self._dry_since = self._clock()
                     self._dry_frames += frames - filled
             elif self._dry_since is not None:
-                rate = self.sample_rate or 1
-                self._underruns.append((self._dry_since, self._dry_frames / rate))
-                self._dry_since, self._dry_frames = None, 0
+                self._close_underrun()
             if self._fade_left is not None:
                 n = min(self._fade_left, frames)
                 if n > 0:
@@ -167,8 +191,15 @@ class PlaybackSink:
                     out[:n] = (out[:n] * ramp).astype(np.int16)
                 out[n:] = 0
                 self._fade_left -= n
+        if outdata.shape[1] > 1:
+            outdata[:, 1:] = outdata[:, :1]
 
-    _fade_total = 0
+    def _close_underrun(self) -> None:
+        """Record the dry spell in progress (call with the lock held)."""
+        if self._dry_since is not None:
+            rate = self.sample_rate or 1
+            self._underruns.append((self._dry_since, self._dry_frames / rate))
+        self._dry_since, self._dry_frames = None, 0
 
     def buffered_seconds(self) -> float:
         rate = self.sample_rate or 1
@@ -179,16 +210,17 @@ class PlaybackSink:
             out, self._underruns = self._underruns, []
         return out
 
+    def _push(self, samples: Samples) -> None:
+        if len(samples):
+            with self._lock:
+                self._blocks.append(samples)
+                self._buffered += len(samples)
+
     async def write(self, chunk: AudioChunk) -> None:
         if self._stream is None:
             self._open(chunk.sample_rate)
-        assert self.sample_rate is not None
-        samples = convert_rate(chunk.samples, chunk.sample_rate, self.sample_rate)
-        if len(samples) == 0:
-            return
-        with self._lock:
-            self._blocks.append(samples)
-            self._buffered += len(samples)
+        assert self.sample_rate is not None and self._feed is not None
+        self._push(self._feed.feed(chunk))
         if not self._started and self._buffered >= self.preroll_ms * self.sample_rate / 1000:
             self._start_stream()
         # Backpressure: sleep for as long as the device needs to play the excess. (PortAudio's
@@ -207,7 +239,11 @@ class PlaybackSink:
         """Play out everything buffered, then release the device."""
         if self._stream is None:
             return
-        self._ending = True
+        assert self._feed is not None
+        self._push(self._feed.flush())
+        with self._lock:
+            self._close_underrun()  # a dry spell up to now was an underrun; from now, the end
+            self._ending = True
         try:
             if not self._started and self._buffered:
                 self._start_stream()
@@ -229,7 +265,9 @@ class PlaybackSink:
                     self._fade_total = max(1, int(self.fade_ms * self.sample_rate / 1000))
                     self._fade_left = self._fade_total
                     self._ending = True
+                    self._close_underrun()
                 await anyio.sleep(self.fade_ms / 1000 + 0.002)
+            # abort() drops what the device still holds instead of playing it (stop() would).
             await anyio.to_thread.run_sync(self._stream.abort)
             with self._lock:
                 self._blocks.clear()

@@ -48,19 +48,23 @@ class AudioQueue:
             len(self._items) >= self.max_chunks or self._seconds + chunk.duration > self.max_seconds
         )
 
-    async def put(self, chunk: AudioChunk) -> None:
-        """Append a chunk, waiting while the queue is full."""
-        while True:
-            if self._consumer_closed:
-                raise anyio.BrokenResourceError
-            if self._producer_closed:
-                raise anyio.ClosedResourceError
-            if not self._full_for(chunk):
-                break
-            await self._changed.wait()
+    def offer(self, chunk: AudioChunk) -> bool:
+        """Append a chunk if it fits now; False if the queue is full (nothing is dropped)."""
+        if self._consumer_closed:
+            raise anyio.BrokenResourceError
+        if self._producer_closed:
+            raise anyio.ClosedResourceError
+        if self._full_for(chunk):
+            return False
         self._items.append(chunk)
         self._seconds += chunk.duration
         self._notify()
+        return True
+
+    async def put(self, chunk: AudioChunk) -> None:
+        """Append a chunk, waiting while the queue is full."""
+        while not self.offer(chunk):
+            await self._changed.wait()
 
     async def get(self) -> AudioChunk:
         """Take the oldest chunk; raise ``anyio.EndOfStream`` once closed and drained."""

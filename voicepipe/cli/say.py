@@ -9,7 +9,13 @@ from typing import Any
 import anyio
 
 from voicepipe.audio.sinks import AudioSink, TeeSink, file_sink
-from voicepipe.cli.common import add_pipeline_options, err, make_pipeline, print_metrics
+from voicepipe.cli.common import (
+    add_pipeline_options,
+    err,
+    make_pipeline,
+    print_metrics,
+    record_trace,
+)
 from voicepipe.errors import AudioError
 from voicepipe.pipeline import TextDelta
 
@@ -39,6 +45,7 @@ async def speak(args: argparse.Namespace, sink: AudioSink, show_text: bool) -> N
             if show_text and isinstance(event, TextDelta):
                 sys.stdout.write(event.text)
                 sys.stdout.flush()
+    await record_trace(args, run, "say")
     if show_text:
         print()
     if args.verbose:
@@ -61,10 +68,17 @@ async def run(args: argparse.Namespace) -> int:
         else:
             target = str(await anyio.Path(FALLBACK_WAV).absolute())
             err(f"{reason}: writing the answer to {target} instead (choose with -o FILE)")
-            sinks.append(file_sink(target))
+            sinks.append(file_sink(target, smooth_joins=True))
     if args.output:
-        sinks.append(file_sink(args.output))
-    await speak(args, sinks[0] if len(sinks) == 1 else TeeSink(*sinks), not args.quiet)
+        # Smoothed like playback, so the file holds what the speakers play.
+        sinks.append(file_sink(args.output, smooth_joins=True))
+    if len(sinks) == 1:
+        await speak(args, sinks[0], not args.quiet)
+    else:
+        # The tee's own task group feeds each sink at its pace: a slow disk cannot stall
+        # the speakers, nor real-time playback hold back the file.
+        async with TeeSink(*sinks) as tee:
+            await speak(args, tee, not args.quiet)
     for s in sinks:
         if hasattr(s, "path"):
             print(f"wrote {s.path}", file=sys.stderr)
