@@ -63,7 +63,10 @@ def run_metrics(timeline: Timeline) -> RunMetrics:
     return RunMetrics(
         ttft_ms=at(tl.LLM_DELTA),
         first_chunk_ms=at(tl.TEXT_CHUNK),
-        first_chunk_text=None if first_chunk is None else str(first_chunk.data.get("text")),
+        # A stored trace keeps the text only when asked: then there is none to show.
+        first_chunk_text=None
+        if first_chunk is None or "text" not in first_chunk.data
+        else str(first_chunk.data["text"]),
         tts_first_audio_ms=None if tts_first is None else _ms(origin, tts_first.t),
         ttfa_ms=at(tl.SINK_AUDIO),
         total_ms=_ms(origin, last_event.t),
@@ -71,6 +74,22 @@ def run_metrics(timeline: Timeline) -> RunMetrics:
         underrun_ms=1000.0 * sum(float(e.data["seconds"]) for e in timeline.all(tl.UNDERRUN)),
         chunks=sum(1 for _ in timeline.all(tl.TEXT_CHUNK)),
     )
+
+
+def real_time_factor(timeline: Timeline) -> float | None:
+    """Synthesis time over audio time, summed over chunks (TTS_REQUEST to TTS_DONE); < 1 is faster.
+
+    None when no chunk produced audio.
+    """
+    started = {e.data.get("index"): e.t for e in timeline.all(tl.TTS_REQUEST)}
+    busy = audio = 0.0
+    for done in timeline.all(tl.TTS_DONE):
+        t0 = started.get(done.data.get("index"))
+        seconds = float(done.data.get("seconds", 0.0))
+        if t0 is not None and seconds > 0:
+            busy += done.t - t0
+            audio += seconds
+    return busy / audio if audio > 0 else None
 
 
 def percentile(values: Sequence[float], q: float) -> float:
@@ -94,19 +113,22 @@ SUMMARY_FIELDS = (
 )
 
 
+def stats(values: Sequence[float]) -> dict[str, float | None]:
+    """p50/p95/min/max of ``values`` (all None when there are none)."""
+    if values:
+        return {
+            "p50": percentile(values, 50),
+            "p95": percentile(values, 95),
+            "min": min(values),
+            "max": max(values),
+        }
+    return {"p50": None, "p95": None, "min": None, "max": None}
+
+
 def summarize(runs: Iterable[RunMetrics]) -> dict[str, dict[str, float | None]]:
     """p50/p95/min/max of each numeric metric over runs (None where no run had it)."""
     runs = list(runs)
-    out: dict[str, dict[str, float | None]] = {}
-    for name in SUMMARY_FIELDS:
-        values = [v for r in runs if (v := getattr(r, name)) is not None]
-        if values:
-            out[name] = {
-                "p50": percentile(values, 50),
-                "p95": percentile(values, 95),
-                "min": min(values),
-                "max": max(values),
-            }
-        else:
-            out[name] = {"p50": None, "p95": None, "min": None, "max": None}
-    return out
+    return {
+        name: stats([v for r in runs if (v := getattr(r, name)) is not None])
+        for name in SUMMARY_FIELDS
+    }

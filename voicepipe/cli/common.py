@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from typing import Any, TextIO
 
 from voicepipe.errors import ConfigError
+from voicepipe.http import Timeouts
 from voicepipe.metrics import RunMetrics
-from voicepipe.pipeline import CHUNKINGS, Pipeline
+from voicepipe.pipeline import CHUNKINGS, Pipeline, Run
 from voicepipe.providers import LLM_PROVIDERS, TTS_PROVIDERS, make_llm, make_tts
 
 EXIT_ERROR, EXIT_USAGE, EXIT_INTERRUPTED = 1, 2, 130
@@ -46,6 +48,32 @@ def add_pipeline_options(p: argparse.ArgumentParser) -> None:
         "--max-tokens", type=int, metavar="N", help="cap the answer's length (local default 256)"
     )
     g.add_argument("--seed", type=int, metavar="N", help="sampling seed (local LLM)")
+    r = p.add_argument_group("traces (voicepipe traces)")
+    r.add_argument(
+        "--trace",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="record the run's timeline in the trace store (default: on for bench, off for "
+        "the other commands; $VOICEPIPE_TRACE_DB overrides the file)",
+    )
+    r.add_argument(
+        "--trace-text",
+        action="store_true",
+        help="also store the prompt, the answer and the chunk text (never stored otherwise)",
+    )
+    t = p.add_argument_group("network timeouts (seconds; HTTP providers only)")
+    t.add_argument(
+        "--timeout-connect", type=float, metavar="S", help="to open a connection (default 10)"
+    )
+    t.add_argument(
+        "--timeout-first-token",
+        type=float,
+        metavar="S",
+        help="from the request to the first byte of the answer (default 60)",
+    )
+    t.add_argument(
+        "--timeout-idle", type=float, metavar="S", help="longest gap inside a stream (default 30)"
+    )
 
 
 def err(message: str) -> None:
@@ -57,13 +85,57 @@ def require_prompt(args: argparse.Namespace) -> None:
     """Fail before loading any model when the prompt is empty."""
     if not args.prompt.strip():
         raise ConfigError("the prompt is empty: say what the assistant should answer")
+    try:
+        args.prompt.encode("utf-8")
+    except UnicodeEncodeError as exc:  # undecodable argv bytes arrive as lone surrogates
+        raise ConfigError(
+            "the prompt is not valid UTF-8; convert it first, e.g. with iconv"
+        ) from exc
+
+
+_TIMEOUT_OPTIONS = {"connect": "connect", "first_byte": "first-token", "idle": "idle"}
+
+
+def timeouts(args: argparse.Namespace) -> Timeouts | None:
+    """The --timeout-* options as Timeouts (None when none is given), checked for sense."""
+    given: dict[str, float] = {}
+    for field, option in _TIMEOUT_OPTIONS.items():
+        value = getattr(args, "timeout_" + option.replace("-", "_"), None)
+        if value is None:
+            continue
+        if not 0 < value < math.inf:  # also false for NaN
+            raise ConfigError(f"--timeout-{option} must be a positive number of seconds")
+        given[field] = value
+    return Timeouts(**given) if given else None
 
 
 def make_pipeline(args: argparse.Namespace) -> Pipeline:
     """The pipeline the shared options describe."""
-    llm = make_llm(args.llm, url=args.llm_url, max_tokens=args.max_tokens, seed=args.seed)
-    tts = make_tts(args.tts, url=args.tts_url)
+    if getattr(args, "verbose", False):
+        err(f"loading llm={args.llm} tts={args.tts} ...")
+    limits = timeouts(args)
+    llm = make_llm(
+        args.llm, url=args.llm_url, max_tokens=args.max_tokens, seed=args.seed, timeouts=limits
+    )
+    tts = make_tts(args.tts, url=args.tts_url, timeouts=limits)
     return Pipeline(llm, tts, chunking=args.chunking, system=args.system)
+
+
+async def record_trace(args: argparse.Namespace, run: Run, command: str) -> None:
+    """Store ``run`` in the trace store when ``--trace`` was given (API keys never are)."""
+    if not getattr(args, "trace", None):
+        return
+    from voicepipe.traces import record
+
+    config = {k: getattr(args, k, None) for k in ("llm", "tts", "chunking", "llm_url", "tts_url")}
+    config.update(
+        max_tokens=getattr(args, "max_tokens", None), system=getattr(args, "system", None)
+    )
+    prompt = getattr(args, "prompt", None)
+    (trace_id,) = await record(
+        [(run, config, prompt)], command=command, text=bool(getattr(args, "trace_text", False))
+    )
+    err(f"trace {trace_id} recorded (voicepipe traces show {trace_id})")
 
 
 def print_metrics(m: RunMetrics, out: TextIO) -> None:
