@@ -7,11 +7,14 @@ lazy so the core stays importable without the optional embedded-default packages
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from voicepipe.errors import ConfigError
 from voicepipe.llm.base import TokenSource
 from voicepipe.tts.base import TTSEngine
+
+if TYPE_CHECKING:
+    from voicepipe.http import Timeouts
 
 
 @dataclass(frozen=True)
@@ -54,6 +57,16 @@ def parse_spec(spec: str, table: dict[str, ProviderInfo], kind: str) -> tuple[st
     return name, arg
 
 
+def check_url(url: str, option: str) -> str:
+    """Fail early, naming the option, when a base URL is not an absolute http(s) URL."""
+    scheme, sep, rest = url.strip().partition("://")
+    if not sep or scheme.lower() not in ("http", "https") or not rest.strip("/"):
+        raise ConfigError(
+            f"{option} {url!r} is not an http:// or https:// URL (e.g. http://localhost:8080/v1)"
+        )
+    return url.strip()
+
+
 def _need(arg: str, name: str, table: dict[str, ProviderInfo], kind: str) -> str:
     if not arg:
         raise ConfigError(f"{kind} provider {name!r} needs an argument: {table[name].usage}")
@@ -67,9 +80,12 @@ def make_llm(
     max_tokens: int | None = None,
     temperature: float | None = None,
     seed: int | None = None,
+    timeouts: Timeouts | None = None,
 ) -> TokenSource:
-    """Build the token source a ``--llm`` spec names."""
+    """Build the token source a ``--llm`` spec names (``timeouts``: network providers only)."""
     name, arg = parse_spec(spec, LLM_PROVIDERS, "LLM")
+    if max_tokens is not None and max_tokens < 1:
+        raise ConfigError(f"--max-tokens must be at least 1 (got {max_tokens})")
     common: dict[str, Any] = {}
     if temperature is not None:
         common["temperature"] = temperature
@@ -84,8 +100,10 @@ def make_llm(
     model = _need(arg, name, LLM_PROVIDERS, "LLM")
     if max_tokens is not None:
         common["max_tokens"] = max_tokens
-    if url:
-        common["base_url"] = url
+    if url:  # Ollama also takes OLLAMA_HOST's forms (localhost:11434): it checks its own
+        common["base_url"] = url if name == "ollama" else check_url(url, "--llm-url")
+    if timeouts is not None:
+        common["timeouts"] = timeouts
     if name == "openai":
         from voicepipe.llm.openai import OpenAIChat
 
@@ -99,8 +117,8 @@ def make_llm(
     return OllamaChat(model, **common)
 
 
-def make_tts(spec: str, *, url: str | None = None) -> TTSEngine:
-    """Build the TTS engine a ``--tts`` spec names."""
+def make_tts(spec: str, *, url: str | None = None, timeouts: Timeouts | None = None) -> TTSEngine:
+    """Build the TTS engine a ``--tts`` spec names (``timeouts``: network engines only)."""
     name, arg = parse_spec(spec, TTS_PROVIDERS, "TTS")
     if name == "piper":
         from voicepipe.tts.piper import PiperTTS
@@ -110,7 +128,9 @@ def make_tts(spec: str, *, url: str | None = None) -> TTSEngine:
         from voicepipe.tts.espeak import EspeakTTS
 
         return EspeakTTS(arg or "en-us")
-    common: dict[str, Any] = {"base_url": url} if url else {}
+    common: dict[str, Any] = {"base_url": check_url(url, "--tts-url")} if url else {}
+    if timeouts is not None:
+        common["timeouts"] = timeouts
     if name == "openai":
         from voicepipe.tts.openai import OpenAITTS
 
