@@ -1,0 +1,370 @@
+"""`voicepipe chat`: a spoken conversation in the terminal, with barge-in and a few commands.
+
+Typed turns; the answer is shown chunk by chunk as its audio starts, and spoken. Any key while
+the assistant speaks (or Ctrl-C) stops it; Ctrl-C or Ctrl-D at the prompt leaves. Standard
+input is read through the event loop (``anyio.wait_readable``), never by a blocking thread, and
+the terminal is in cbreak mode only while the assistant speaks, then restored.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import stat
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, TextIO
+
+import anyio
+from anyio.abc import TaskStatus
+
+from voicepipe.audio.sinks import AudioSink, NullSink
+from voicepipe.chat import DEFAULT_BUDGET_CHARS, Conversation, Turn
+from voicepipe.cli.common import add_pipeline_options, err, make_pipeline
+from voicepipe.errors import AudioError, ConfigError, VoicepipeError
+from voicepipe.providers import TTS_PROVIDERS, make_tts
+
+PROMPT = "you> "
+PERSONA = (
+    "You are a friendly voice assistant. Answer in English, briefly, in plain spoken "
+    "sentences: no lists, no markdown."
+)
+HELP = (
+    "commands: /reset (forget the conversation), /voice NAME (a Piper .onnx voice or a --tts "
+    "spec), /save FILE (the conversation as text, the last answer as audio), /quit\n"
+    "any key while the assistant speaks interrupts it; Ctrl-C or Ctrl-D here leaves"
+)
+
+
+def add_parser(sub: Any) -> None:
+    p = sub.add_parser(
+        "chat",
+        help="talk with the assistant: typed turns, spoken answers, interrupt with any key",
+        description="A spoken conversation. Type a message and press Enter; the answer is "
+        "spoken as it is written. Press any key (or Ctrl-C) while it speaks to interrupt. "
+        "Without --system the assistant is told to answer briefly, in plain spoken English. "
+        + HELP.replace("\n", ". "),
+    )
+    p.add_argument("--device", metavar="NAME|INDEX", help="output device (voicepipe devices)")
+    p.add_argument("--stats", action="store_true", help="show each turn's TTFA in a status line")
+    p.add_argument(
+        "--history-chars",
+        type=int,
+        default=DEFAULT_BUDGET_CHARS,
+        metavar="N",
+        help=f"history budget in characters; the oldest turns go first "
+        f"(default {DEFAULT_BUDGET_CHARS})",
+    )
+    add_pipeline_options(p)
+    p.set_defaults(run=run, is_async=True, needs_prompt=False)
+
+
+class Keyboard:
+    """Standard input for the chat: whole lines at the prompt, any key while the answer plays.
+
+    Reads wait on the event loop (``anyio.wait_readable``), so a keypress is seen at once and
+    nothing blocks; the terminal's own settings are restored on ``close``.
+    """
+
+    def __init__(self, stream: TextIO) -> None:
+        self.fd = stream.fileno()
+        self.is_tty = os.isatty(self.fd)
+        # Regular files are always readable and cannot be polled: read them directly.
+        self._pollable = not stat.S_ISREG(os.fstat(self.fd).st_mode)
+        self._pending = b""
+        self._saved: list[Any] | None = None
+        if self.is_tty:
+            import termios
+
+            self._saved = termios.tcgetattr(self.fd)
+
+    def close(self) -> None:
+        """Put the terminal back as it was."""
+        if self._saved is not None:
+            import termios
+
+            termios.tcsetattr(self.fd, termios.TCSANOW, self._saved)
+
+    async def _read(self) -> bytes:
+        if self._pollable:
+            try:
+                await anyio.wait_readable(self.fd)
+            except OSError:  # e.g. /dev/null cannot be polled; reading it never blocks
+                self._pollable = False
+        return os.read(self.fd, 4096)
+
+    async def read_line(self) -> str | None:
+        """The next line typed (without its newline), or None at end of input (Ctrl-D)."""
+        while b"\n" not in self._pending:
+            data = await self._read()
+            if not data:
+                line, self._pending = self._pending, b""
+                return line.decode("utf-8", "replace") if line else None
+            self._pending += data
+        line, _, self._pending = self._pending.partition(b"\n")
+        return line.decode("utf-8", "replace")
+
+    @contextmanager
+    def keys(self) -> Iterator[None]:
+        """Cbreak mode without echo (each key readable at once), restored on exit.
+
+        Entering and leaving discard pending input, so neither a key typed before the answer
+        nor the rest of an interrupting burst spills into the next turn.
+        """
+        if self._saved is None:
+            yield
+            return
+        import termios
+
+        before = termios.tcgetattr(self.fd)
+        keys: list[Any] = [list(x) if isinstance(x, list) else x for x in before]
+        keys[3] = int(keys[3]) & ~(termios.ICANON | termios.ECHO)
+        keys[6][termios.VMIN] = 1
+        keys[6][termios.VTIME] = 0
+        termios.tcsetattr(self.fd, termios.TCSAFLUSH, keys)
+        try:
+            yield
+        finally:
+            termios.tcsetattr(self.fd, termios.TCSAFLUSH, before)
+
+    async def wait_key(self) -> None:
+        """Return when a key is pressed (inside ``keys()``), consuming it."""
+        await self._read()
+
+
+def voice_spec(name: str) -> str:
+    """``/voice NAME``: a Piper voice file, or a full ``--tts`` spec."""
+    provider = name.partition(":")[0].lower()
+    if name.endswith(".onnx") or os.sep in name or provider not in TTS_PROVIDERS:
+        return f"piper:{name}"
+    return name
+
+
+def save_paths(target: str) -> tuple[Path, Path]:
+    """``/save FILE``: FILE.txt for the text and FILE.wav for the audio (FILE may end in either)."""
+    path = Path(os.path.expanduser(target))
+    base = path.with_suffix("") if path.suffix in (".txt", ".wav") else path
+    return base.with_name(base.name + ".txt"), base.with_name(base.name + ".wav")
+
+
+class ChatSession:
+    """The terminal loop: prompt, turns with barge-in, commands, a status line."""
+
+    def __init__(
+        self,
+        conversation: Conversation,
+        keyboard: Keyboard,
+        *,
+        playback: bool,
+        device: str | None = None,
+        tts_url: str | None = None,
+        stats: bool = False,
+        out: TextIO = sys.stdout,
+    ) -> None:
+        self.conversation = conversation
+        self.keyboard = keyboard
+        self.playback = playback
+        self.device = device
+        self.tts_url = tts_url
+        self.stats = stats
+        self.out = out
+        self.turn: Turn | None = None
+        self.turns = 0
+
+    def write(self, text: str) -> None:
+        self.out.write(text)
+        self.out.flush()
+
+    def make_sink(self) -> AudioSink:
+        """A fresh sink per turn (a playback stream opens at the turn's first audio)."""
+        if self.playback:
+            from voicepipe.audio.playback import PlaybackSink
+
+            return PlaybackSink(self.device)
+        return NullSink()
+
+    async def serve(self) -> int:
+        """Run until /quit, Ctrl-D or Ctrl-C at the prompt; 0 either way."""
+        async with anyio.create_task_group() as tg:
+            await tg.start(self._watch_interrupts, tg.cancel_scope)
+            await self._loop()
+            tg.cancel_scope.cancel()
+        return 0
+
+    async def _watch_interrupts(
+        self, session: anyio.CancelScope, *, task_status: TaskStatus[None]
+    ) -> None:
+        """Ctrl-C interrupts the answer being spoken; at the prompt it ends the session."""
+        with anyio.open_signal_receiver(signal.SIGINT) as signals:
+            task_status.started()
+            async for _ in signals:
+                if self.turn is not None:
+                    self.turn.interrupt()
+                else:
+                    self.write("\n")
+                    session.cancel()
+                    return
+
+    async def _loop(self) -> None:
+        while True:
+            self.write(PROMPT)
+            line = await self.keyboard.read_line()
+            if line is None:  # Ctrl-D
+                self.write("\n")
+                return
+            text = line.strip()
+            if not text:
+                continue
+            if text.startswith("/"):
+                if not await self.command(text):
+                    return
+                continue
+            await self.answer(text)
+
+    async def command(self, text: str) -> bool:
+        """Run a /command; False means leave."""
+        name, _, arg = text.partition(" ")
+        arg = arg.strip()
+        if name in ("/quit", "/exit"):
+            return False
+        if name == "/reset":
+            self.conversation.reset()
+            self.write("(conversation forgotten)\n")
+        elif name == "/voice":
+            if not arg:
+                self.write("usage: /voice NAME (a Piper VOICE.onnx, or e.g. espeak:en-us)\n")
+            else:
+                await self.switch_voice(arg)
+        elif name == "/save":
+            if not arg:
+                self.write("usage: /save FILE (writes FILE.txt and FILE.wav)\n")
+            else:
+                await self.save(arg)
+        elif name == "/help":
+            self.write(HELP + "\n")
+        else:
+            self.write(f"unknown command {name}; {HELP}\n")
+        return True
+
+    async def switch_voice(self, name: str) -> None:
+        """Load the new voice first; keep the old one if it fails."""
+        pipe = self.conversation.pipeline
+        try:
+            engine = make_tts(voice_spec(name), url=self.tts_url)
+            prepare = getattr(engine, "prepare", None)
+            if prepare is not None:
+                await prepare()
+        except VoicepipeError as exc:
+            self.write(f"voice unchanged: {exc}\n")
+            return
+        old, pipe.tts = pipe.tts, engine
+        close = getattr(old, "aclose", None)
+        if close is not None:
+            await close()
+        self.write(f"(voice: {voice_spec(name)})\n")
+
+    async def save(self, target: str) -> None:
+        """``/save FILE``: the conversation to FILE.txt, the last answer's audio to FILE.wav."""
+        text_path, audio_path = save_paths(target)
+        try:
+            await self.conversation.save(text_path, audio_path)
+        except VoicepipeError as exc:
+            self.write(f"not saved: {exc}\n")
+            return
+        self.write(f"wrote {text_path} and {audio_path}\n")
+
+    async def answer(self, text: str) -> None:
+        """One spoken turn; any key or Ctrl-C interrupts it. Provider errors keep the chat going."""
+        spoken: list[str] = []
+
+        def show(chunk: str) -> None:
+            self.write((" " if spoken else "") + chunk)
+            spoken.append(chunk)
+
+        turn: Turn | None = None
+        try:
+            with self.keyboard.keys():
+                async with anyio.create_task_group() as tg:
+                    async with self.conversation.turn(text, self.make_sink(), on_speech=show) as t:
+                        turn = self.turn = t
+                        if self.keyboard.is_tty:
+                            tg.start_soon(self._watch_keys, t)
+                        async for _ in t:
+                            pass
+                    tg.cancel_scope.cancel()
+        except VoicepipeError as exc:
+            self.write("\n")
+            err(f"error: {exc}")
+        finally:
+            self.turn = None
+        if turn is None:
+            return
+        if turn.interrupted:
+            self.write(" [interrupted]\n")
+        else:
+            if turn.run is not None:
+                for chunk in turn.run.chunks[len(spoken) :]:
+                    show(chunk)  # text whose audio failed is still shown
+            self.write("\n")
+        self.turns += 1
+        if self.stats and turn.run is not None:
+            self.status(turn)
+
+    async def _watch_keys(self, turn: Turn) -> None:
+        await self.keyboard.wait_key()
+        turn.interrupt()
+
+    def status(self, turn: Turn) -> None:
+        assert turn.run is not None
+        m = turn.run.metrics
+
+        def ms(v: float | None) -> str:
+            return "-" if v is None else f"{v:.0f} ms"
+
+        parts = [
+            f"turn {self.turns}",
+            f"TTFA {ms(m.ttfa_ms)}",
+            f"first token {ms(m.ttft_ms)}",
+            f"{m.audio_ms / 1000:.1f} s audio",
+        ]
+        if turn.stop_latency_ms is not None:
+            parts.append(f"stopped in {turn.stop_latency_ms:.0f} ms")
+        print(f"[{', '.join(parts)}]", file=sys.stderr, flush=True)
+
+
+async def run(args: argparse.Namespace) -> int:
+    from voicepipe.audio.playback import resolve_device
+
+    if args.history_chars < 0:
+        raise ConfigError("--history-chars must be 0 or more")
+    if args.system is None:
+        args.system = PERSONA
+    playback = True
+    try:
+        resolve_device(args.device)
+    except AudioError as exc:
+        if args.device is not None:
+            raise
+        playback = False
+        reason = str(exc).split(";")[0]
+        err(f"{reason}: answers are shown as text only (/save FILE keeps an answer's audio)")
+    keyboard = Keyboard(sys.stdin)
+    try:
+        err("loading the models…")
+        async with make_pipeline(args) as pipe:
+            conversation = Conversation(pipe, budget_chars=args.history_chars)
+            err("ready: type a message and press Enter (/help for commands)")
+            session = ChatSession(
+                conversation,
+                keyboard,
+                playback=playback,
+                device=args.device,
+                tts_url=args.tts_url,
+                stats=args.stats,
+            )
+            return await session.serve()
+    finally:
+        keyboard.close()
