@@ -12,7 +12,7 @@ from collections.abc import Sequence
 
 import anyio
 
-from voicepipe.cli import bench, devices, say, split, synth
+from voicepipe.cli import bench, chat, devices, say, serve, split, synth, traces
 from voicepipe.cli.common import (
     EXIT_ERROR,
     EXIT_INTERRUPTED,
@@ -23,7 +23,7 @@ from voicepipe.cli.common import (
 from voicepipe.errors import ConfigError, VoicepipeError
 from voicepipe.pipeline import single_error
 
-COMMANDS = (say, synth, bench, split, devices)
+COMMANDS = (say, synth, bench, split, devices, chat, traces, serve)
 
 
 def build_parser() -> argparse.ArgumentParser:

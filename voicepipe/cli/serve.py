@@ -1,0 +1,131 @@
+"""`voicepipe serve`: the HTTP API and browser page (the work is voicepipe.server)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from typing import Any
+
+from voicepipe.cli.common import err, provider_help
+from voicepipe.errors import ConfigError
+from voicepipe.llm.base import TokenSource
+from voicepipe.pipeline import CHUNKINGS
+from voicepipe.providers import LLM_PROVIDERS, TTS_PROVIDERS, make_llm, make_tts
+from voicepipe.tts.base import TTSEngine
+
+KEY_ENV = "VOICEPIPE_API_KEY"
+
+
+def add_parser(sub: Any) -> None:
+    p = sub.add_parser(
+        "serve",
+        help="serve the pipeline over HTTP (streaming API and a browser page)",
+        description="Serve POST /v1/chat/stream (Server-Sent Events: text, audio, metrics), "
+        "POST /v1/audio/speech (OpenAI-compatible), GET /v1/voices, GET /healthz, and a "
+        "browser page at /. Models load once and are shared; clients may choose only among "
+        "the --llm and --tts given here (the first of each is the default).",
+    )
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=8000, help="port (default 8000; 0: any free one)")
+    p.add_argument(
+        "--api-key",
+        metavar="KEY",
+        help=f"require Authorization: Bearer KEY on /v1/* (default: ${KEY_ENV}, else no auth)",
+    )
+    p.add_argument(
+        "--cors-origin",
+        action="append",
+        default=[],
+        metavar="ORIGIN",
+        help="allow browser calls from ORIGIN (repeatable; '*' for any)",
+    )
+    p.add_argument(
+        "--max-sessions",
+        type=int,
+        default=16,
+        metavar="N",
+        help="concurrent streams; more get 429 with retry-after (default 16)",
+    )
+    p.add_argument(
+        "--max-body",
+        type=int,
+        default=256 * 1024,
+        metavar="BYTES",
+        help="largest request body accepted (default 262144)",
+    )
+    p.add_argument("--access-log", action="store_true", help="log every request")
+    g = p.add_argument_group("pipeline")
+    g.add_argument(
+        "--llm",
+        action="append",
+        metavar="SPEC",
+        help=f"token source, repeatable (default: local). {provider_help(LLM_PROVIDERS)}",
+    )
+    g.add_argument("--llm-url", metavar="URL", help="base URL for the LLM providers' API")
+    g.add_argument(
+        "--tts",
+        action="append",
+        metavar="SPEC",
+        help=f"TTS engine (a voice), repeatable (default: piper). {provider_help(TTS_PROVIDERS)}",
+    )
+    g.add_argument("--tts-url", metavar="URL", help="base URL for the TTS providers' API")
+    g.add_argument("--system", metavar="TEXT", help="system prompt for every conversation")
+    g.add_argument(
+        "--chunking", choices=CHUNKINGS, default="adaptive", help="default chunking (adaptive)"
+    )
+    g.add_argument("--max-tokens", type=int, metavar="N", help="cap each answer's length")
+    g.add_argument("--seed", type=int, metavar="N", help="sampling seed (local LLM)")
+    p.set_defaults(run=run, is_async=True, needs_prompt=False)
+
+
+def build_providers(
+    args: argparse.Namespace,
+) -> tuple[dict[str, TokenSource], dict[str, TTSEngine]]:
+    """The LLMs and voices the server offers, keyed by their spec."""
+    from voicepipe.server import LimitedSource
+
+    llms: dict[str, TokenSource] = {}
+    for spec in args.llm or ["local"]:
+        llm = make_llm(spec, url=args.llm_url, max_tokens=args.max_tokens, seed=args.seed)
+        # The embedded llama.cpp server has a single slot: queue its requests here.
+        llms[spec] = LimitedSource(llm, 1) if llm.name == "local" else llm
+    ttses = {spec: make_tts(spec, url=args.tts_url) for spec in args.tts or ["piper"]}
+    return llms, ttses
+
+
+async def run(args: argparse.Namespace) -> int:
+    try:
+        import uvicorn
+
+        from voicepipe.server import ServerSettings, create_app
+    except ImportError as exc:
+        raise ConfigError(
+            f"serve needs the serve extra ({exc.name} is missing): pip install 'voicepipe[serve]'"
+        ) from exc
+    if args.max_sessions < 1 or args.max_body < 1:
+        raise ConfigError("--max-sessions and --max-body must be positive")
+    llms, ttses = build_providers(args)
+    settings = ServerSettings(
+        api_key=args.api_key or os.environ.get(KEY_ENV) or None,
+        cors_origins=tuple(args.cors_origin),
+        max_body_bytes=args.max_body,
+        max_sessions=args.max_sessions,
+        chunking=args.chunking,
+        system=args.system,
+        prepare_on_startup=False,  # loaded below, so a missing model fails before listening
+    )
+    app = create_app(llms, ttses, settings)
+    err(f"loading llm={', '.join(llms)} tts={', '.join(ttses)} ...")
+    await app.state.server.prepare()
+    auth = "on" if settings.api_key else "off"
+    err(f"serving on http://{args.host}:{args.port}/ (API key auth {auth}; Ctrl-C stops)")
+    config = uvicorn.Config(
+        app,
+        host=args.host,
+        port=args.port,
+        log_level="info" if args.access_log else "warning",
+        access_log=args.access_log,
+        timeout_graceful_shutdown=5,
+    )
+    await uvicorn.Server(config).serve()
+    return 0
