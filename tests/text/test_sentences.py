@@ -142,6 +142,11 @@ ADAPTIVE = [
         ["We said (it is big because of rain) then left.", "Ok."],
     ),
     ("Light from the sun sometimes bends. Ok.", ["Light from the sun sometimes bends.", "Ok."]),
+    # No break at all in a long first sentence: the first chunk stops at 12 words.
+    (
+        "The quick brown fox jumps over the lazy dog in the middle of the green field. Ok.",
+        ["The quick brown fox jumps over the lazy dog in the middle", "of the green field.", "Ok."],
+    ),
 ]
 
 
@@ -149,6 +154,21 @@ ADAPTIVE = [
 def test_adaptive_first_clause(text: str, expected: list[str]) -> None:
     assert run(text, mode="adaptive") == expected
     assert run(text, list(text), mode="adaptive") == expected
+
+
+def test_first_chunk_word_cap_is_configurable() -> None:
+    text = "One two three four five six seven eight nine ten. Next."
+    assert run(text, mode="adaptive", first_chunk_max_words=6) == [
+        "One two three four five six",
+        "seven eight nine ten.",
+        "Next.",
+    ]
+    assert run(text, mode="sentence", first_chunk_max_words=6) == [
+        "One two three four five six seven eight nine ten.",
+        "Next.",
+    ]
+    with pytest.raises(ValueError):
+        SentenceBuffer("adaptive", first_chunk_min_words=5, first_chunk_max_words=4)
 
 
 def test_first_chunk_min_words_is_respected() -> None:

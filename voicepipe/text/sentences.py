@@ -153,6 +153,7 @@ class SentenceBuffer:
         chunking: Chunking = "adaptive",
         *,
         first_chunk_min_words: int = 4,
+        first_chunk_max_words: int = 12,
         max_chunk_chars: int = 300,
     ) -> None:
         if chunking not in ("sentence", "adaptive", "naive"):
@@ -163,6 +164,9 @@ class SentenceBuffer:
             raise ValueError("max_chunk_chars must be at least 1")
         self.chunking: Chunking = chunking
         self.first_chunk_min_words = first_chunk_min_words
+        if first_chunk_max_words < first_chunk_min_words:
+            raise ValueError("first_chunk_max_words must be at least first_chunk_min_words")
+        self.first_chunk_max_words = first_chunk_max_words
         self.max_chunk_chars = max_chunk_chars
         self._playout: tuple[float, float] | None = None
         self._scanned = 0  # characters the scan position passed over (work measure, for tests)
@@ -345,7 +349,7 @@ class SentenceBuffer:
             else:
                 self._pos = i + 1
         elif c.isspace():
-            if not self._first_done and self._soft_break(i):
+            if not self._first_done and (self._soft_break(i) or self._first_too_long(i)):
                 self._cut(i, i, out, sentence=False, mid=True)
                 return
             nxt = self._peek(i + 1)
@@ -454,6 +458,16 @@ class SentenceBuffer:
         if c.isdigit():
             return self._marker_at(j) is not None
         return False
+
+    def _first_too_long(self, i: int) -> bool:
+        """The first chunk reached ``first_chunk_max_words`` with no break: cut at this space.
+
+        A cap, not a style: it bounds how long speech can wait on a comma-free first sentence.
+        """
+        cap = self.first_chunk_max_words
+        if self._buf[i - 1 : i].isspace() or i == 0:
+            return False
+        return _count_words(self._buf[:i], cap) >= cap
 
     def _soft_break(self, i: int) -> bool:
         """Whether the first chunk may end at the space ``i``, before a clause-starting word."""
