@@ -250,7 +250,12 @@ def bench_cpu(seconds: float) -> dict[str, float]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("which", nargs="*", choices=("memory", "stop", "cpu"), default=[])
+    parser.add_argument(
+        "which",
+        nargs="*",
+        metavar="{memory,stop,cpu}",
+        help="which benchmarks to run (default: all)",
+    )
     parser.add_argument("--minutes", type=float, default=30.0, help="memory: audio minutes")
     parser.add_argument("--speed", type=float, default=60.0, help="memory: times real time")
     parser.add_argument("--n", type=int, default=20, help="stop: interruptions")
@@ -258,6 +263,9 @@ def main() -> None:
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     args = parser.parse_args()
     which = args.which or ["memory", "stop", "cpu"]
+    unknown = sorted(set(which) - {"memory", "stop", "cpu"})
+    if unknown:
+        parser.error(f"unknown benchmark(s): {', '.join(unknown)}")
     results: dict[str, dict[str, float]] = {}
     for name in which:
         if name == "memory":
