@@ -21,7 +21,7 @@ from tests.servers.llm import Behaviour, FakeLLM
 from voicepipe.llm.base import Message
 from voicepipe.llm.openai import OpenAIChat
 from voicepipe.llm.text import TextSource
-from voicepipe.server import LimitedSource, ServerSettings, create_app
+from voicepipe.server import HTTPError, LimitedSource, RateLimit, ServerSettings, create_app
 
 pytestmark = pytest.mark.anyio
 
@@ -257,6 +257,52 @@ async def test_request_bodies_over_the_limit_are_refused() -> None:
             r = await client.post("/v1/audio/speech", json={"input": "x" * 2000})
             assert r.status_code == 413
             assert (await client.post("/v1/chat/stream", json={"prompt": "Short."})).is_success
+
+
+async def test_wrong_content_types_and_malformed_json_are_refused() -> None:
+    app = create_app(TextSource(0), ToneTTS(RATE), ServerSettings())
+    with serve(app) as url, anyio.fail_after(10):
+        async with httpx.AsyncClient(base_url=url) as client:
+            r = await client.post(
+                "/v1/chat/stream", content=b"prompt=hi", headers={"content-type": "text/plain"}
+            )
+            assert r.status_code == 415 and "application/json" in r.json()["error"]["message"]
+            r = await client.post(
+                "/v1/audio/speech", content=b"{nope", headers={"content-type": "application/json"}
+            )
+            assert r.status_code == 400 and "JSON" in r.json()["error"]["message"]
+            r = await client.post("/v1/chat/stream", json=["a", "list"])
+            assert r.status_code == 400
+
+
+async def test_each_client_is_rate_limited_with_retry_after() -> None:
+    app = create_app(TextSource(0), ToneTTS(RATE), ServerSettings(rate_per_minute=3))
+    with serve(app) as url, anyio.fail_after(10):
+        async with httpx.AsyncClient(base_url=url) as client:
+            for _ in range(3):
+                r = await client.post(
+                    "/v1/audio/speech", json={"input": "Hi.", "response_format": "pcm"}
+                )
+                assert r.status_code == 200
+            r = await client.post("/v1/chat/stream", json={"prompt": "Hi."})
+            assert r.status_code == 429
+            assert int(r.headers["retry-after"]) >= 1
+            assert "3 a minute" in r.json()["error"]["message"]
+            assert (await client.get("/healthz")).is_success  # health checks are not limited
+
+
+def test_the_rate_limit_refills_over_time() -> None:
+    now = [0.0]
+    limit = RateLimit(60, clock=lambda: now[0])  # one a second
+    for _ in range(60):
+        limit.take("a")
+    with pytest.raises(HTTPError) as refused:
+        limit.take("a")
+    assert refused.value.headers == {"retry-after": "1"}
+    limit.take("b")  # another client has its own bucket
+    now[0] = 1.0
+    limit.take("a")
+    RateLimit(0).take("a")  # 0: no limit
 
 
 async def test_the_api_key_is_required_and_never_echoed() -> None:

@@ -18,6 +18,7 @@ import base64
 import hmac
 import json
 import logging
+import math
 import threading
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping, Sequence
@@ -79,6 +80,7 @@ class ServerSettings:
     cors_origins: tuple[str, ...] = ()  # origins allowed to call the API from a browser
     max_body_bytes: int = 256 * 1024
     max_sessions: int = 16  # concurrent streams; more get 429 with retry-after
+    rate_per_minute: int = 120  # requests per client address and minute on /v1 POSTs; 0: off
     max_messages: int = 200
     max_input_chars: int = 4096  # /v1/audio/speech input (OpenAI's limit too)
     retry_after_s: int = 1
@@ -211,6 +213,38 @@ class Sessions:
             self.idle.set()
 
 
+class RateLimit:
+    """A token bucket per client address: ``per_minute`` requests, refilled continuously."""
+
+    def __init__(self, per_minute: int, clock: Callable[[], float] = time.monotonic) -> None:
+        self.per_minute = per_minute
+        self.clock = clock
+        self._buckets: dict[str, tuple[float, float]] = {}  # client -> (tokens, last refill)
+
+    def take(self, client: str) -> None:
+        """Spend one request for ``client``, or raise a 429 saying when to come back."""
+        if self.per_minute <= 0:
+            return
+        now = self.clock()
+        rate = self.per_minute / 60.0
+        tokens, last = self._buckets.get(client, (float(self.per_minute), now))
+        tokens = min(float(self.per_minute), tokens + (now - last) * rate)
+        if tokens < 1.0:
+            self._buckets[client] = (tokens, now)
+            wait = max(1, math.ceil((1.0 - tokens) / rate))
+            raise HTTPError(
+                429,
+                f"too many requests from this client ({self.per_minute} a minute): "
+                f"try again in {wait} s",
+                "rate_limit_exceeded",
+                {"retry-after": str(wait)},
+            )
+        self._buckets[client] = (tokens - 1.0, now)
+        if len(self._buckets) > 10_000:  # forget the idlest clients rather than grow forever
+            for key, _ in sorted(self._buckets.items(), key=lambda kv: kv[1][1])[:5_000]:
+                del self._buckets[key]
+
+
 Emit = Callable[[bytes], Awaitable[None]]
 
 
@@ -292,6 +326,11 @@ def error_kind(exc: BaseException) -> str:
 
 async def read_json(request: Request, limit: int) -> dict[str, Any]:
     """The request's JSON object, refusing bodies over ``limit`` bytes before reading them."""
+    media = request.headers.get("content-type", "application/json").split(";")[0].strip()
+    if media.lower() not in ("application/json", ""):
+        raise HTTPError(
+            415, f"send the body as application/json, not {media[:60]}", "invalid_request_error"
+        )
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise HTTPError(413, f"request body over {limit} bytes", "request_too_large")
@@ -365,6 +404,7 @@ class VoicepipeServer:
         self.ttses = dict(ttses)
         self.settings = settings
         self.sessions = Sessions(settings.max_sessions)
+        self.rate = RateLimit(settings.rate_per_minute)
         self._pipelines: dict[tuple[str, str, str], Pipeline] = {}
         self._speech_source = TextSource(tokens_per_second=0)
 
@@ -433,6 +473,7 @@ class VoicepipeServer:
     async def chat_stream(self, request: Request) -> Response:
         received = time.perf_counter()
         try:
+            self.rate.take(request.client.host if request.client else "?")
             body = await read_json(request, self.settings.max_body_bytes)
             messages = parse_messages(body, self.settings.max_messages)
             llm = choose(self.llms, body.get("llm"), "llm")
@@ -502,6 +543,7 @@ class VoicepipeServer:
     async def speech(self, request: Request) -> Response:
         """OpenAI's ``/v1/audio/speech``: the text through the normalizer, chunker and TTS."""
         try:
+            self.rate.take(request.client.host if request.client else "?")
             body = await read_json(request, self.settings.max_body_bytes)
             text = body.get("input")
             if not isinstance(text, str) or not text.strip():

@@ -53,6 +53,13 @@ def add_parser(sub: Any) -> None:
         metavar="BYTES",
         help="largest request body accepted (default 262144)",
     )
+    p.add_argument(
+        "--rate",
+        type=int,
+        default=120,
+        metavar="N",
+        help="requests per client address and minute on the API (default 120; 0: no limit)",
+    )
     p.add_argument("--access-log", action="store_true", help="log every request")
     g = p.add_argument_group("pipeline")
     g.add_argument(
@@ -102,14 +109,15 @@ async def run(args: argparse.Namespace) -> int:
         raise ConfigError(
             f"serve needs the serve extra ({exc.name} is missing): pip install 'voicepipe[serve]'"
         ) from exc
-    if args.max_sessions < 1 or args.max_body < 1:
-        raise ConfigError("--max-sessions and --max-body must be positive")
+    if args.max_sessions < 1 or args.max_body < 1 or args.rate < 0:
+        raise ConfigError("--max-sessions and --max-body must be positive, --rate at least 0")
     llms, ttses = build_providers(args)
     settings = ServerSettings(
         api_key=args.api_key or os.environ.get(KEY_ENV) or None,
         cors_origins=tuple(args.cors_origin),
         max_body_bytes=args.max_body,
         max_sessions=args.max_sessions,
+        rate_per_minute=args.rate,
         chunking=args.chunking,
         system=args.system,
         prepare_on_startup=False,  # loaded below, so a missing model fails before listening
