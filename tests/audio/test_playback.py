@@ -7,7 +7,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+import anyio
 import numpy as np
+import pytest
 
 from tests.audio.conftest import alsa_capture_env
 
@@ -105,3 +107,31 @@ def test_a_stereo_device_gets_the_audio_on_both_channels() -> None:
     sink._callback(out, 50, None, None)
     np.testing.assert_array_equal(out[:, 0], np.arange(1, 51))
     np.testing.assert_array_equal(out[:, 1], out[:, 0])
+
+
+@pytest.mark.anyio
+async def test_a_device_that_stops_playing_fails_instead_of_hanging() -> None:
+    from voicepipe.audio.playback import PlaybackSink
+    from voicepipe.errors import AudioError
+
+    # As if the device vanished mid-playback: the stream is started but its callback no
+    # longer runs, so the buffer never drains.
+    sink = PlaybackSink(max_buffer_s=0.1, stall_timeout_s=0.3)
+    sink.sample_rate = 1000
+    sink._started = True
+    sink._push(np.full(1000, 7, np.int16))
+    with anyio.fail_after(5), pytest.raises(AudioError, match="stopped playing"):
+        await sink._wait_while(lambda: sink.buffered_seconds() > 0.1, lambda: 0.05)
+    # A device that keeps consuming is waited for, however long it takes.
+    sink2 = PlaybackSink(stall_timeout_s=0.2)
+    sink2.sample_rate = 1000
+    sink2._push(np.full(500, 7, np.int16))
+    out = np.zeros((50, 1), np.int16)
+
+    def drained() -> float:
+        sink2._callback(out, 50, None, None)  # 50 ms of audio each time the wait checks
+        return 0.05
+
+    with anyio.fail_after(5):
+        await sink2._wait_while(lambda: sink2.buffered_seconds() > 0, drained)
+    assert sink2.frames_played == 500

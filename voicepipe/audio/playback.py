@@ -91,8 +91,10 @@ class PlaybackSink:
         pause_ms: float = 0.0,
         smooth_joins: bool = True,
         clock: Callable[[], float] = time.perf_counter,
+        stall_timeout_s: float = 2.0,
     ) -> None:
         self.device = device
+        self.stall_timeout_s = stall_timeout_s
         self.preroll_ms = preroll_ms
         self.max_buffer_s = max_buffer_s
         self.fade_ms = fade_ms
@@ -223,10 +225,29 @@ class PlaybackSink:
         self._push(self._feed.feed(chunk))
         if not self._started and self._buffered >= self.preroll_ms * self.sample_rate / 1000:
             self._start_stream()
-        # Backpressure: sleep for as long as the device needs to play the excess. (PortAudio's
-        # callback thread cannot wake the event loop without blocking, so the wait is computed.)
-        while self._started and self.buffered_seconds() > self.max_buffer_s:  # noqa: ASYNC110
-            await anyio.sleep(self.buffered_seconds() - self.max_buffer_s + 0.005)
+        # Backpressure: wait until the device has played the excess.
+        await self._wait_while(
+            lambda: self._started and self.buffered_seconds() > self.max_buffer_s,
+            lambda: self.buffered_seconds() - self.max_buffer_s,
+        )
+
+    async def _wait_while(self, busy: Callable[[], bool], left: Callable[[], float]) -> None:
+        """Sleep while ``busy()``, for as long as ``left()`` says the device needs each time.
+
+        PortAudio's callback thread cannot wake the event loop without blocking, so the wait
+        is computed rather than signalled. If the device stops consuming audio (unplugged, a
+        dead stream) for ``stall_timeout_s``, fail instead of waiting forever.
+        """
+        played, progressed = self.frames_played, time.monotonic()
+        while busy():
+            await anyio.sleep(max(left(), 0.0) + 0.005)
+            if self.frames_played != played:
+                played, progressed = self.frames_played, time.monotonic()
+            elif time.monotonic() - progressed > self.stall_timeout_s:
+                raise AudioError(
+                    "the audio output device stopped playing (unplugged?); "
+                    "the audio so far is kept in any file being written (-o FILE)"
+                )
 
     def _start_stream(self) -> None:
         try:
@@ -247,8 +268,9 @@ class PlaybackSink:
         try:
             if not self._started and self._buffered:
                 self._start_stream()
-            while self._buffered > 0 and self._stream.active:  # noqa: ASYNC110 (computed wait)
-                await anyio.sleep(self.buffered_seconds() + 0.005)
+            await self._wait_while(
+                lambda: self._buffered > 0 and self._stream.active, self.buffered_seconds
+            )
             # stop() returns once PortAudio's own buffers have played.
             await anyio.to_thread.run_sync(self._stream.stop)
         finally:
