@@ -14,18 +14,22 @@ import signal
 import stat
 import sys
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AsyncExitStack, contextmanager
 from pathlib import Path
 from typing import Any, TextIO
 
 import anyio
+import numpy as np
 from anyio.abc import TaskStatus
 
+from voicepipe.audio.chunk import Samples
 from voicepipe.audio.sinks import AudioSink, NullSink
 from voicepipe.chat import DEFAULT_BUDGET_CHARS, Conversation, Turn
 from voicepipe.cli.common import add_pipeline_options, err, make_pipeline
 from voicepipe.errors import AudioError, ConfigError, VoicepipeError
+from voicepipe.listen import ECHO_HOLDOFF_S, LISTEN_RATE, Listener, Microphone
 from voicepipe.providers import TTS_PROVIDERS, make_tts
+from voicepipe.stt import OpenAITranscriber, make_stt
 
 PROMPT = "you> "
 PERSONA = (
@@ -57,6 +61,27 @@ def add_parser(sub: Any) -> None:
         metavar="N",
         help=f"history budget in characters; the oldest turns go first "
         f"(default {DEFAULT_BUDGET_CHARS})",
+    )
+    v = p.add_argument_group("voice input")
+    v.add_argument(
+        "--listen",
+        action="store_true",
+        help="talk instead of typing: each utterance (found by voice-activity detection) is "
+        "transcribed and answered; typing still works",
+    )
+    v.add_argument(
+        "--stt",
+        default="openai:whisper-1",
+        metavar="SPEC",
+        help="speech-to-text for --listen: openai:MODEL (default openai:whisper-1)",
+    )
+    v.add_argument(
+        "--stt-url",
+        metavar="URL",
+        help="base URL of an OpenAI-compatible /audio/transcriptions server (local whisper)",
+    )
+    v.add_argument(
+        "--input-device", metavar="NAME|INDEX", help="microphone for --listen (voicepipe devices)"
     )
     add_pipeline_options(p)
     p.set_defaults(run=run, is_async=True, needs_prompt=False)
@@ -163,7 +188,11 @@ class ChatSession:
         tts_url: str | None = None,
         stats: bool = False,
         out: TextIO = sys.stdout,
+        listener: Listener | None = None,
+        transcriber: OpenAITranscriber | None = None,
     ) -> None:
+        self.listener = listener
+        self.transcriber = transcriber
         self.conversation = conversation
         self.keyboard = keyboard
         self.playback = playback
@@ -211,7 +240,10 @@ class ChatSession:
     async def _loop(self) -> None:
         while True:
             self.write(PROMPT)
-            line = await self.keyboard.read_line()
+            if self.listener is not None:
+                line = await self.listen_or_read(self.listener)
+            else:
+                line = await self.keyboard.read_line()
             if line is None:  # Ctrl-D
                 self.write("\n")
                 return
@@ -223,6 +255,48 @@ class ChatSession:
                     return
                 continue
             await self.answer(text)
+
+    async def listen_or_read(self, listener: Listener) -> str | None:
+        """The next typed line or transcribed utterance, whichever comes first.
+
+        A transcription is echoed after the prompt, as if typed; one that heard nothing (or
+        failed) is reported and the wait goes on.
+        """
+        while True:
+            value = await self._typed_or_spoken(listener)
+            if not isinstance(value, np.ndarray):
+                return value
+            assert self.transcriber is not None
+            listener.pause()
+            try:
+                text = await self.transcriber.transcribe(value, LISTEN_RATE)
+            except VoicepipeError as exc:
+                self.write("\n")
+                err(f"error: {exc}")
+                text = ""
+            finally:
+                listener.resume()
+            if text:
+                self.write(text + "\n")
+                return text
+            self.write("(heard nothing)\n" + PROMPT)
+
+    async def _typed_or_spoken(self, listener: Listener) -> str | Samples | None:
+        """A typed line (None at Ctrl-D) or an utterance, whichever is complete first."""
+        got: list[str | Samples | None] = []
+        async with anyio.create_task_group() as tg:
+
+            async def typed() -> None:
+                got.append(await self.keyboard.read_line())
+                tg.cancel_scope.cancel()
+
+            async def spoken() -> None:
+                got.append(await listener.next_utterance())
+                tg.cancel_scope.cancel()
+
+            tg.start_soon(typed)
+            tg.start_soon(spoken)
+        return got[0]
 
     async def command(self, text: str) -> bool:
         """Run a /command; False means leave."""
@@ -285,6 +359,8 @@ class ChatSession:
             spoken.append(chunk)
 
         turn: Turn | None = None
+        if self.listener is not None:
+            self.listener.pause()  # simple gating: the assistant's voice is never transcribed
         try:
             with self.keyboard.keys():
                 async with anyio.create_task_group() as tg:
@@ -300,6 +376,8 @@ class ChatSession:
             err(f"error: {exc}")
         finally:
             self.turn = None
+            if self.listener is not None:
+                self.listener.resume(ECHO_HOLDOFF_S)
         if turn is None:
             return
         if turn.interrupted:
@@ -351,20 +429,44 @@ async def run(args: argparse.Namespace) -> int:
         playback = False
         reason = str(exc).split(";")[0]
         err(f"{reason}: answers are shown as text only (/save FILE keeps an answer's audio)")
+    transcriber = make_stt(args.stt, url=args.stt_url) if args.listen else None
     keyboard = Keyboard(sys.stdin)
     try:
-        err("loading the models…")
-        async with make_pipeline(args) as pipe:
-            conversation = Conversation(pipe, budget_chars=args.history_chars)
-            err("ready: type a message and press Enter (/help for commands)")
-            session = ChatSession(
-                conversation,
-                keyboard,
-                playback=playback,
-                device=args.device,
-                tts_url=args.tts_url,
-                stats=args.stats,
-            )
-            return await session.serve()
+        async with AsyncExitStack() as stack:
+            listener: Listener | None = None
+            if transcriber is not None:
+                stack.push_async_callback(transcriber.aclose)
+                microphone = await stack.enter_async_context(Microphone(args.input_device))
+                listener = Listener(microphone)
+                listener.pause()  # until the models are loaded
+            return await _chat(args, keyboard, playback, listener, transcriber)
     finally:
         keyboard.close()
+
+
+async def _chat(
+    args: argparse.Namespace,
+    keyboard: Keyboard,
+    playback: bool,
+    listener: Listener | None,
+    transcriber: OpenAITranscriber | None,
+) -> int:
+    err("loading the models…")
+    async with make_pipeline(args) as pipe:
+        conversation = Conversation(pipe, budget_chars=args.history_chars)
+        if listener is not None:
+            listener.resume()
+            err("ready: speak, or type a message and press Enter (/help for commands)")
+        else:
+            err("ready: type a message and press Enter (/help for commands)")
+        session = ChatSession(
+            conversation,
+            keyboard,
+            playback=playback,
+            device=args.device,
+            tts_url=args.tts_url,
+            stats=args.stats,
+            listener=listener,
+            transcriber=transcriber,
+        )
+        return await session.serve()
