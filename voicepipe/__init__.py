@@ -19,6 +19,8 @@ from voicepipe.audio.sinks import (
     WavFileSink,
     file_sink,
 )
+from voicepipe.bench import BenchConfig, BenchResult, bench
+from voicepipe.chat import Conversation
 from voicepipe.errors import (
     AudioError,
     ConfigError,
@@ -40,13 +42,17 @@ from voicepipe.providers import make_llm, make_tts
 from voicepipe.text.sentences import SentenceBuffer, split_sentences
 from voicepipe.text.speech import SpeechNormalizer, to_speech
 from voicepipe.timeline import Event, Timeline
+from voicepipe.traces import TraceStore
 
 __all__ = [
     "AudioChunk",
     "AudioError",
     "AudioPlayed",
     "AudioSink",
+    "BenchConfig",
+    "BenchResult",
     "ConfigError",
+    "Conversation",
     "EncodedFileSink",
     "Event",
     "NullSink",
@@ -64,8 +70,10 @@ __all__ = [
     "TextChunk",
     "TextDelta",
     "Timeline",
+    "TraceStore",
     "VoicepipeError",
     "WavFileSink",
+    "bench",
     "file_sink",
     "make_llm",
     "make_tts",
