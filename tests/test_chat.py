@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import os
 import re
 import shutil
@@ -14,9 +15,12 @@ from pathlib import Path
 
 import anyio
 import anyio.lowlevel
+import numpy as np
 import pytest
 
 from tests.engines import ToneTTS
+from tests.test_listen import ECHO, RATE, tone
+from tests.test_listen import capture as talk
 from voicepipe.audio.chunk import AudioChunk
 from voicepipe.audio.sinks import NullSink
 from voicepipe.chat import (
@@ -28,7 +32,8 @@ from voicepipe.chat import (
     History,
     heard_text,
 )
-from voicepipe.cli.chat import Keyboard, save_paths, voice_spec
+from voicepipe.cli.chat import ChatSession, Keyboard, save_paths, voice_spec
+from voicepipe.listen import Listener, Microphone
 from voicepipe.llm.base import Message
 from voicepipe.llm.text import TextSource
 from voicepipe.pipeline import AudioPlayed, Pipeline
@@ -37,6 +42,7 @@ ANSWER = (
     "The sky looks blue because of scattering. Short wavelengths scatter more than long ones. "
     "At sunset the light travels farther, so reds win. That is the whole story, really."
 )
+LOUD = tone(0.8, amplitude=16000, freq=500)  # the user, 18 dB above the assistant's ECHO
 
 
 class ScriptedLLM:
@@ -377,3 +383,62 @@ def test_chat_reads_piped_turns_and_commands(tmp_path: Path) -> None:
     )
     with wave.open(str(tmp_path / "p.wav"), "rb") as w:
         assert w.getnframes() > 0
+
+
+async def _answer_over(
+    voice_barge_in: bool, monkeypatch: pytest.MonkeyPatch
+) -> tuple[str, Listener, Microphone, DeviceSink]:
+    """One `ChatSession.answer` into a device that plays until aborted, with a listener."""
+    mic = Microphone()  # never opened: the test hands blocks to its PortAudio callback
+    listener = Listener(mic)
+    sink = DeviceSink(accept=2)
+    out = io.StringIO()
+    llm = ScriptedLLM(lambda _: ANSWER, interval=0.01)
+    read_fd, write_fd = os.pipe()  # the keyboard: nothing typed
+    with os.fdopen(read_fd) as keys, os.fdopen(write_fd, "w"), anyio.fail_after(10):
+        async with Pipeline(llm, ToneTTS()) as pipe:
+            session = ChatSession(
+                Conversation(pipe),
+                Keyboard(keys),
+                playback=False,
+                out=out,
+                listener=listener,
+                voice_barge_in=voice_barge_in,
+            )
+            monkeypatch.setattr(session, "make_sink", lambda: sink)
+            async with anyio.create_task_group() as tg:
+
+                async def user() -> None:
+                    await sink.full.wait()  # the answer is playing
+                    if voice_barge_in:
+                        talk(mic, np.concatenate([ECHO[: RATE // 2], LOUD[: RATE // 2]]))
+                    else:
+                        assert mic.paused
+                        assert session.turn is not None
+                        session.turn.interrupt()  # a key
+
+                tg.start_soon(user)
+                await session.answer("Why is the sky blue?")
+    return out.getvalue(), listener, mic, sink
+
+
+@pytest.mark.anyio
+async def test_chat_speaking_over_the_answer_interrupts_it_and_keeps_the_utterance(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    shown, listener, mic, sink = await _answer_over(True, monkeypatch)
+    assert sink.aborted and shown.endswith(" [interrupted]\n")
+    assert listener.detector.in_utterance and not listener.detector.hearing_echo
+    talk(mic, np.concatenate([LOUD[RATE // 2 :], np.zeros(RATE, np.int16)]))
+    with anyio.fail_after(5):
+        heard = await listener.next_utterance()  # the next turn: the whole of what was said
+    assert len(heard) / RATE == pytest.approx(0.1 + 0.8 + 0.2, abs=0.021)
+
+
+@pytest.mark.anyio
+async def test_chat_without_voice_barge_in_gates_the_microphone(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    shown, listener, mic, sink = await _answer_over(False, monkeypatch)
+    assert sink.aborted and shown.endswith(" [interrupted]\n")
+    assert not mic.paused and not listener.detector.in_utterance

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import codecs
 import ctypes.util
 import fcntl
 import io
@@ -120,6 +121,78 @@ def test_detector_output_does_not_depend_on_how_input_is_cut(cuts: list[int]) ->
     assert len(got) == len(expected) == 2
     for a, b in zip(got, expected, strict=True):
         assert np.array_equal(a, b)
+
+
+def talk_over(
+    echo: npt.NDArray[np.int16],
+    user: npt.NDArray[np.int16],
+    at: float,
+    vad: VoiceActivity | None = None,
+) -> list[float]:
+    """The utterances found while the assistant's ``echo`` plays, ``user`` added at ``at`` s."""
+    mixed = echo.astype(np.int32)
+    start = round(at * RATE)
+    mixed[start : start + len(user)] += user
+    detector = UtteranceDetector(RATE, vad)
+    out = detector.feed(silence(1))
+    detector.begin_echo()
+    out += detector.feed(np.clip(mixed, -32768, 32767).astype(np.int16))
+    if vad is None and at >= 0.8 and echo.any():  # the user began after the echo was measured
+        assert detector.echo_dbfs == pytest.approx(level_dbfs(tone(0.02, 2000)), abs=0.5)
+    detector.end_echo()
+    return [len(u) / RATE for u in out + detector.feed(silence(1)) + detector.flush()]
+
+
+ECHO = syllables(4) // 4  # the assistant's voice at the microphone: about -27 dBFS
+
+
+# Over the echo an utterance keeps 300 ms from before its start (the 200 ms onset and 100 ms
+# before), the speech, and 200 ms of what follows (the echo, now below the raised threshold).
+@pytest.mark.parametrize(
+    ("user", "expected"),
+    [
+        (silence(0.6), []),  # the echo alone
+        (tone(0.6, amplitude=16000), [0.9]),  # 18 dB above the echo: the user talks over it
+        # 18 dB above it, but in 150 ms bursts: none lasts the 200 ms onset
+        (syllables(1.0) * 2, []),
+        (tone(0.6, amplitude=5000), []),  # 8 dB above: could be the assistant's louder words
+        (tone(0.15, amplitude=16000), []),  # loud but short (a knock): under the 200 ms onset
+    ],
+    ids=["echo", "loud", "short-syllables", "not-loud-enough", "short"],
+)
+def test_detector_hears_a_user_over_the_assistants_echo(
+    user: npt.NDArray[np.int16], expected: list[float]
+) -> None:
+    assert talk_over(ECHO, user, at=1.0) == pytest.approx(expected, abs=0.021)
+
+
+def test_the_echo_threshold_is_what_keeps_the_assistant_from_interrupting() -> None:
+    # Without begin_echo the same echo is speech, and so is the short knock.
+    assert detect(np.concatenate([silence(1), ECHO, silence(1)])) != []
+    assert detect(np.concatenate([silence(1), tone(0.15, amplitude=16000), silence(1)])) != []
+    # A smaller margin lets the 8 dB louder tone through; a larger one stops the 18 dB one.
+    quieter, louder = tone(0.6, amplitude=5000), tone(0.6, amplitude=16000)
+    assert talk_over(ECHO, quieter, 1.0, VoiceActivity(echo_margin_db=6)) == pytest.approx(
+        [0.9], abs=0.021
+    )
+    assert talk_over(ECHO, louder, 1.0, VoiceActivity(echo_margin_db=24)) == []
+    # Nothing starts while the echo is being measured, however loud.
+    assert talk_over(ECHO, louder[: RATE // 10], 0.0) == []
+
+
+def test_the_echo_is_measured_from_when_it_reaches_the_microphone() -> None:
+    # The assistant's voice arrives 250 ms after its playback starts (output + input latency).
+    late = np.concatenate([silence(0.25), tone(3, amplitude=2000)])
+    assert talk_over(late, silence(0.1), at=1.0) == []
+    # measured from playback start instead, the 200 ms hear only silence: the voice interrupts
+    # (the whole 3 s of it, 100 ms from before and 200 ms after)
+    assert talk_over(late, silence(0.1), 1.0, VoiceActivity(echo_wait_ms=0)) == pytest.approx(
+        [0.1 + 3.0 + 0.2], abs=0.021
+    )
+    # with nothing heard (headphones), the usual threshold after echo_wait_ms + echo_measure_ms
+    quiet = silence(3)
+    assert talk_over(quiet, tone(0.6, amplitude=2000), at=0.6) == []  # taken for the echo
+    assert talk_over(quiet, tone(0.6, amplitude=2000), at=1.0) == pytest.approx([0.9], abs=0.021)
 
 
 def test_level_dbfs() -> None:
@@ -291,7 +364,7 @@ class CaptureFeed:
 
 
 class Lines:
-    """A subprocess's output stream, collected by a thread; ``wait_for`` a substring."""
+    """A subprocess's output, collected by a thread as it comes; ``wait_for`` a substring."""
 
     def __init__(self, stream: io.TextIOBase) -> None:
         self.text = ""
@@ -300,9 +373,11 @@ class Lines:
         self._thread.start()
 
     def _read(self, stream: io.TextIOBase) -> None:
-        for line in iter(stream.readline, ""):
+        # Raw reads, not lines: an answer's chunks are shown before its line ends.
+        decoder = codecs.getincrementaldecoder("utf-8")("replace")
+        while data := os.read(stream.fileno(), 4096):
             with self._changed:
-                self.text += line
+                self.text += decoder.decode(data)
                 self._changed.notify_all()
 
     def wait_for(self, part: str, timeout: float) -> bool:
@@ -362,6 +437,59 @@ def test_chat_listen_transcribes_speech_and_answers(tmp_path: Path) -> None:
     assert level_dbfs(heard) > -25  # the tone, not silence or noise
 
 
+LONG_ANSWER = " ".join(
+    f"This is sentence number {n} of a long answer that takes a while to say." for n in range(1, 16)
+)
+
+
+def test_chat_listen_speaking_over_the_answer_interrupts_it_and_is_answered(
+    tmp_path: Path,
+) -> None:
+    _need_capture_tools()
+    mic = CaptureFeed(tmp_path)
+    app = FakeTranscriber(text=LONG_ANSWER)  # `--llm text` says it back: a long answer
+    try:
+        with serve(app) as url:
+            chat = subprocess.Popen(
+                [*LISTEN, "--stt-url", url + "/v1"],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+                env=mic.env,
+                cwd=REPO,
+            )
+            assert chat.stdin is not None and chat.stdout is not None and chat.stderr is not None
+            out, errors = Lines(chat.stdout), Lines(chat.stderr)  # type: ignore[arg-type]
+            try:
+                assert errors.wait_for("ready: speak", 60), errors.text
+                mic.say(np.concatenate([silence(0.5), syllables(0.6), silence(1.5)]))
+                # the answer has started to play (its first chunk is shown as its audio starts)
+                assert out.wait_for(f"{LONG_ANSWER}\nThis is", 30), (out.text, errors.text)
+                app.text = said = "Stop, that is enough."
+                # 1 s on: the echo (here silence) has been waited for and measured, 700 ms
+                mic.say(np.concatenate([silence(1), tone(0.8, amplitude=16000), silence(1.5)]))
+                assert out.wait_for(f" [interrupted]\nyou> {said}\n{said}\n", 30), (
+                    out.text,
+                    errors.text,
+                )
+                chat.stdin.close()
+                assert chat.wait(30) == 0, errors.text
+            finally:
+                if chat.poll() is None:
+                    chat.kill()
+                    chat.wait()
+    finally:
+        mic.close()
+    _, barge_in = app.requests
+    assert "sentence number 15" not in out.text.split(LONG_ANSWER, 1)[1]  # it was cut short
+    # the burst, 100 ms from before it and 200 ms of the silence after
+    assert 1.05 <= barge_in.seconds <= 1.15, barge_in.seconds
+    with wave.open(io.BytesIO(barge_in.file), "rb") as w:
+        heard = np.frombuffer(w.readframes(w.getnframes()), "<i2")
+    assert level_dbfs(heard) > -15  # the loud burst
+
+
 def test_chat_listen_without_a_microphone(tmp_path: Path) -> None:
     result = subprocess.run(
         [*LISTEN, "--stt-url", "http://127.0.0.1:9"],
@@ -397,6 +525,39 @@ async def test_listener_ignores_speech_while_paused() -> None:
         heard = await listener.next_utterance()
     assert len(heard) / RATE == pytest.approx(0.8, abs=0.021)  # the 0.4 s tone, not the 0.8 s
     assert mic.dropped_blocks == 0
+
+
+@pytest.mark.anyio
+async def test_listener_hears_speech_over_the_assistant_and_keeps_the_utterance() -> None:
+    mic = Microphone()
+    listener = Listener(mic)
+    capture(mic, tone(1))  # before the answer: dropped
+    listener.hear_echo()
+    capture(mic, silence(0.3))  # the answer is being written: no audio yet
+    listener.playback_started()
+    burst = tone(0.8, amplitude=16000, freq=500)
+    capture(mic, np.concatenate([ECHO[:RATE], burst[: RATE // 2]]))
+    with anyio.fail_after(5):
+        await listener.wait_for_speech()  # returns at the onset: the turn is interrupted
+    assert listener.detector.in_utterance
+    assert len(mic._blocks) == 15  # 200 ms into the burst: the rest of it is still to read
+    listener.playback_ended(holdoff_s=0.3)  # the utterance under way is kept
+    capture(mic, np.concatenate([burst[RATE // 2 :], silence(1)]))
+    with anyio.fail_after(5):
+        heard = await listener.next_utterance()
+    # 100 ms of the echo before the burst, the burst, 200 ms of silence
+    assert len(heard) / RATE == pytest.approx(1.1, abs=0.021)
+    assert level_dbfs(heard[: RATE // 10]) == pytest.approx(level_dbfs(ECHO[:RATE]), abs=3)
+    # an answer that ends with nobody speaking: the usual hold-off and threshold
+    listener.hear_echo()
+    listener.playback_started()
+    capture(mic, ECHO[: RATE // 2])
+    listener.playback_ended(holdoff_s=0.2)
+    assert not listener.detector.hearing_echo and not mic._blocks
+    capture(mic, np.concatenate([tone(0.2), silence(0.5), tone(0.4), silence(1)]))
+    with anyio.fail_after(5):
+        heard = await listener.next_utterance()
+    assert len(heard) / RATE == pytest.approx(0.8, abs=0.021)
 
 
 @pytest.mark.anyio

@@ -3,8 +3,9 @@
 ``UtteranceDetector`` is the pure core: ``feed(samples)`` returns the utterances that ended in
 those samples (a frame's level in dBFS against an adaptive noise floor decides speech). The
 ``Microphone`` captures mono int16 at 16 kHz through a sounddevice ``InputStream``; its
-``Listener`` wraps both and can be paused while the assistant speaks (simple gating: the
-assistant's own voice never reaches the detector).
+``Listener`` wraps both. While the assistant speaks, the listener either keeps listening with
+a raised threshold (barge-in by voice: the level of the assistant's own voice picked up by the
+microphone, measured as playback starts, plus a margin) or is paused (simple gating).
 """
 
 from __future__ import annotations
@@ -51,6 +52,13 @@ class VoiceActivity:
     above ``min_dbfs``. An utterance starts after ``start_ms`` of speech frames in a row (so clicks
     do not count), keeps ``preroll_ms`` of audio from before that, and ends after ``end_ms`` of
     non-speech, keeping ``tail_ms`` of it; one longer than ``max_ms`` is cut there.
+
+    While the assistant speaks (``UtteranceDetector.begin_echo``), the loudest frame of the
+    first ``echo_measure_ms`` of its voice as the microphone hears it is taken as its level
+    (its voice arrives with the output and input latency: the measure starts at the first
+    frame heard as speech, or after ``echo_wait_ms`` if none is, e.g. with headphones; nothing
+    starts meanwhile); speech must then be ``echo_margin_db`` above that, for
+    ``echo_start_ms`` in a row, so only a user speaking louder or closer interrupts.
     """
 
     frame_ms: float = 20.0
@@ -62,6 +70,10 @@ class VoiceActivity:
     margin_db: float = 12.0
     min_dbfs: float = -50.0
     floor_window_ms: float = 3000.0
+    echo_wait_ms: float = 500.0
+    echo_measure_ms: float = 200.0
+    echo_margin_db: float = 12.0
+    echo_start_ms: float = 200.0
 
 
 def level_dbfs(frame: npt.NDArray[np.int16]) -> float:
@@ -79,7 +91,9 @@ class UtteranceDetector:
 
     The output does not depend on how the input is cut into ``feed`` calls. The noise floor
     is a running minimum of the frame levels, so it drops at once in a pause and rises to a
-    new steady noise (a fan starting) within ``floor_window_ms``.
+    new steady noise (a fan starting) within ``floor_window_ms``. ``begin_echo``/``end_echo``
+    bracket the assistant's playback (see ``VoiceActivity``); they take effect from the next
+    whole frame.
     """
 
     def __init__(self, sample_rate: int = LISTEN_RATE, vad: VoiceActivity | None = None) -> None:
@@ -94,11 +108,33 @@ class UtteranceDetector:
         self._minima: deque[tuple[int, float]] = deque()
         self._rest = np.zeros(0, np.int16)
         self._preroll: deque[npt.NDArray[np.int16]] = deque(
-            maxlen=self._frames_for(max(self.vad.preroll_ms, self.vad.start_ms))
+            maxlen=self._frames_for(
+                max(self.vad.preroll_ms, self.vad.start_ms, self.vad.echo_start_ms)
+            )
         )
         self._utterance: list[npt.NDArray[np.int16]] = []
         self._speech_run = 0
         self._silence_run = 0
+        self.echo_dbfs: float | None = None  # the assistant's voice at the microphone, if playing
+        self._echo_wait = 0  # frames still to wait for the assistant's voice to arrive
+        self._echo_measure = 0  # frames of it still to measure before listening
+
+    @property
+    def hearing_echo(self) -> bool:
+        """Whether the assistant is speaking (between ``begin_echo`` and ``end_echo``)."""
+        return self.echo_dbfs is not None
+
+    def begin_echo(self) -> None:
+        """The assistant starts to speak: measure its voice's level, then raise the threshold."""
+        self.echo_dbfs = _SILENT_DBFS
+        self._echo_wait = math.ceil(self.vad.echo_wait_ms / self.vad.frame_ms)
+        self._echo_measure = self._frames_for(self.vad.echo_measure_ms)
+        self._speech_run = 0
+
+    def end_echo(self) -> None:
+        """The assistant stopped speaking: the usual threshold and onset again."""
+        self.echo_dbfs = None
+        self._echo_wait = self._echo_measure = 0
 
     def _frames_for(self, ms: float) -> int:
         return max(1, math.ceil(ms / self.vad.frame_ms))
@@ -140,15 +176,31 @@ class UtteranceDetector:
         vad = self.vad
         level = level_dbfs(frame)
         self._track_floor(level)
-        speech = level >= max(self.noise_floor_dbfs + vad.margin_db, vad.min_dbfs)
+        threshold = max(self.noise_floor_dbfs + vad.margin_db, vad.min_dbfs)
+        start_ms = vad.start_ms
+        if self.echo_dbfs is not None and self._echo_measure:
+            if self._echo_wait and level < threshold:
+                self._echo_wait -= 1  # the assistant's voice has not reached the microphone
+            else:
+                self._echo_wait = 0
+                self._echo_measure -= 1
+                self.echo_dbfs = max(self.echo_dbfs, level)
+            if not self._utterance:
+                self._preroll.append(frame)
+                self._speech_run = 0
+                return None
+        elif self.echo_dbfs is not None:
+            threshold = max(threshold, self.echo_dbfs + vad.echo_margin_db)
+            start_ms = max(start_ms, vad.echo_start_ms)
+        speech = level >= threshold
         if not self._utterance:
             self._preroll.append(frame)
             if not speech:
                 self._speech_run = 0
                 return None
             self._speech_run += 1
-            if self._speech_run >= self._frames_for(vad.start_ms):
-                keep = self._frames_for(max(vad.preroll_ms, vad.start_ms))
+            if self._speech_run >= self._frames_for(start_ms):
+                keep = self._frames_for(max(vad.preroll_ms, start_ms))
                 self._utterance = list(self._preroll)[-keep:]
                 self._preroll.clear()
                 self._silence_run = 0
@@ -323,11 +375,15 @@ class Microphone:
 
 
 class Listener:
-    """Utterances from a microphone: ``await listener.next_utterance()``; ``pause()`` gates.
+    """Utterances from a microphone: ``await listener.next_utterance()``.
 
-    While paused (the assistant speaks) nothing is captured. ``resume(holdoff_s)`` starts
-    detection over, ignoring the first ``holdoff_s`` of audio captured (after an answer: the
-    room's echo of its last words, ``ECHO_HOLDOFF_S``).
+    While the assistant speaks, either ``pause()`` (simple gating: nothing is captured) or
+    ``hear_echo()`` then, as its audio starts, ``playback_started()``: capture goes on with
+    the detector's raised threshold, and ``wait_for_speech()`` returns as the user starts to
+    talk over it (barge-in by voice). ``resume(holdoff_s)`` starts detection over, ignoring the
+    first ``holdoff_s`` of audio captured (after an answer: the room's echo of its last words,
+    ``ECHO_HOLDOFF_S``); ``playback_ended(holdoff_s)`` does the same unless the user is already
+    speaking, whose utterance then goes on, pre-roll included, to ``next_utterance()``.
     """
 
     def __init__(self, microphone: Microphone, vad: VoiceActivity | None = None) -> None:
@@ -342,9 +398,42 @@ class Listener:
     def resume(self, holdoff_s: float = 0.0) -> None:
         self.microphone.discard()
         self.detector.reset()
+        self.detector.end_echo()
         self._ready.clear()
         self._ignore = round(holdoff_s * LISTEN_RATE)
         self.microphone.paused = False
+
+    def hear_echo(self) -> None:
+        """An answer begins: keep listening (for a barge-in), from a clean start."""
+        self.resume()
+
+    def playback_started(self) -> None:
+        """The answer's audio starts: measure its echo, then listen above it."""
+        if not self.detector.hearing_echo:
+            self.detector.begin_echo()
+
+    def playback_ended(self, holdoff_s: float = 0.0) -> None:
+        """The answer ended: back to the usual threshold, keeping an utterance under way."""
+        if self.detector.in_utterance or self._ready:
+            self.detector.end_echo()
+            self.microphone.paused = False
+        else:
+            self.resume(holdoff_s)
+
+    async def wait_for_speech(self) -> None:
+        """Return as soon as an utterance starts (it stays in the detector, to be finished)."""
+        async with aclosing(self.microphone.blocks()) as blocks:
+            async for block in blocks:
+                self._take(block)
+                if self._ready or self.detector.in_utterance:
+                    return
+
+    def _take(self, block: Samples) -> None:
+        if self._ignore:
+            skip = min(self._ignore, len(block))
+            self._ignore -= skip
+            block = block[skip:]
+        self._ready.extend(self.detector.feed(block))
 
     async def next_utterance(self) -> Samples:
         """Wait for the next complete utterance (16 kHz mono int16)."""
@@ -352,11 +441,7 @@ class Listener:
             return self._ready.popleft()
         async with aclosing(self.microphone.blocks()) as blocks:
             async for block in blocks:
-                if self._ignore:
-                    skip = min(self._ignore, len(block))
-                    self._ignore -= skip
-                    block = block[skip:]
-                self._ready.extend(self.detector.feed(block))
+                self._take(block)
                 if self._ready:
                     return self._ready.popleft()
         raise AudioError("the microphone stopped")  # pragma: no cover - blocks() never ends

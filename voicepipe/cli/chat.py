@@ -1,9 +1,10 @@
 """`voicepipe chat`: a spoken conversation in the terminal, with barge-in and a few commands.
 
-Typed turns; the answer is shown chunk by chunk as its audio starts, and spoken. Any key while
-the assistant speaks (or Ctrl-C) stops it; Ctrl-C or Ctrl-D at the prompt leaves. Standard
-input is read through the event loop (``anyio.wait_readable``), never by a blocking thread, and
-the terminal is in cbreak mode only while the assistant speaks, then restored.
+Typed turns (or spoken, with ``--listen``); the answer is shown chunk by chunk as its audio
+starts, and spoken. Any key while the assistant speaks (or Ctrl-C, or with ``--listen``
+speaking over it) stops it; Ctrl-C or Ctrl-D at the prompt leaves. Standard input is read
+through the event loop (``anyio.wait_readable``), never by a blocking thread, and the terminal
+is in cbreak mode only while the assistant speaks, then restored.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from voicepipe.audio.sinks import AudioSink, NullSink
 from voicepipe.chat import DEFAULT_BUDGET_CHARS, Conversation, Turn
 from voicepipe.cli.common import add_pipeline_options, err, make_pipeline
 from voicepipe.errors import AudioError, ConfigError, VoicepipeError
-from voicepipe.listen import ECHO_HOLDOFF_S, LISTEN_RATE, Listener, Microphone
+from voicepipe.listen import ECHO_HOLDOFF_S, LISTEN_RATE, Listener, Microphone, VoiceActivity
 from voicepipe.providers import TTS_PROVIDERS, make_tts
 from voicepipe.stt import OpenAITranscriber, make_stt
 
@@ -39,7 +40,8 @@ PERSONA = (
 HELP = (
     "commands: /reset (forget the conversation), /voice NAME (a Piper .onnx voice or a --tts "
     "spec), /save FILE (the conversation as text, the last answer as audio), /quit\n"
-    "any key while the assistant speaks interrupts it; Ctrl-C or Ctrl-D here leaves"
+    "any key (or, with --listen, speaking up) while the assistant speaks interrupts it; "
+    "Ctrl-C or Ctrl-D here leaves"
 )
 
 
@@ -82,6 +84,21 @@ def add_parser(sub: Any) -> None:
     )
     v.add_argument(
         "--input-device", metavar="NAME|INDEX", help="microphone for --listen (voicepipe devices)"
+    )
+    v.add_argument(
+        "--no-voice-barge-in",
+        dest="voice_barge_in",
+        action="store_false",
+        help="ignore the microphone while the assistant speaks (by default, speaking over it "
+        "interrupts it)",
+    )
+    v.add_argument(
+        "--barge-in-margin",
+        type=float,
+        default=VoiceActivity.echo_margin_db,
+        metavar="DB",
+        help="how much louder than the assistant's own voice at the microphone speech must be "
+        f"to interrupt it (default {VoiceActivity.echo_margin_db:g} dB)",
     )
     add_pipeline_options(p)
     p.set_defaults(run=run, is_async=True, needs_prompt=False)
@@ -190,8 +207,10 @@ class ChatSession:
         out: TextIO = sys.stdout,
         listener: Listener | None = None,
         transcriber: OpenAITranscriber | None = None,
+        voice_barge_in: bool = True,
     ) -> None:
         self.listener = listener
+        self.voice_barge_in = voice_barge_in
         self.transcriber = transcriber
         self.conversation = conversation
         self.keyboard = keyboard
@@ -351,16 +370,27 @@ class ChatSession:
         self.write(f"wrote {text_path} and {audio_path}\n")
 
     async def answer(self, text: str) -> None:
-        """One spoken turn; any key or Ctrl-C interrupts it. Provider errors keep the chat going."""
+        """One spoken turn; any key, Ctrl-C or (with a listener) speech interrupts it.
+
+        Provider errors keep the chat going. An utterance that interrupted is left in the
+        listener, pre-roll included, to be transcribed and answered as the next turn.
+        """
         spoken: list[str] = []
+        listener = self.listener
+        by_voice = listener is not None and self.voice_barge_in
 
         def show(chunk: str) -> None:
+            if listener is not None and by_voice:
+                listener.playback_started()
             self.write((" " if spoken else "") + chunk)
             spoken.append(chunk)
 
         turn: Turn | None = None
-        if self.listener is not None:
-            self.listener.pause()  # simple gating: the assistant's voice is never transcribed
+        if listener is not None:
+            if by_voice:
+                listener.hear_echo()
+            else:
+                listener.pause()  # simple gating: the assistant's voice is never transcribed
         try:
             with self.keyboard.keys():
                 async with anyio.create_task_group() as tg:
@@ -368,6 +398,8 @@ class ChatSession:
                         turn = self.turn = t
                         if self.keyboard.is_tty:
                             tg.start_soon(self._watch_keys, t)
+                        if listener is not None and by_voice:
+                            tg.start_soon(self._watch_voice, listener, t)
                         async for _ in t:
                             pass
                     tg.cancel_scope.cancel()
@@ -376,8 +408,11 @@ class ChatSession:
             err(f"error: {exc}")
         finally:
             self.turn = None
-            if self.listener is not None:
-                self.listener.resume(ECHO_HOLDOFF_S)
+            if listener is not None:
+                if by_voice:
+                    listener.playback_ended(ECHO_HOLDOFF_S)
+                else:
+                    listener.resume(ECHO_HOLDOFF_S)
         if turn is None:
             return
         if turn.interrupted:
@@ -393,6 +428,10 @@ class ChatSession:
 
     async def _watch_keys(self, turn: Turn) -> None:
         await self.keyboard.wait_key()
+        turn.interrupt()
+
+    async def _watch_voice(self, listener: Listener, turn: Turn) -> None:
+        await listener.wait_for_speech()
         turn.interrupt()
 
     def status(self, turn: Turn) -> None:
@@ -418,6 +457,8 @@ async def run(args: argparse.Namespace) -> int:
 
     if args.history_chars < 0:
         raise ConfigError("--history-chars must be 0 or more")
+    if args.barge_in_margin < 0:
+        raise ConfigError("--barge-in-margin must be 0 dB or more")
     if args.system is None:
         args.system = PERSONA
     playback = True
@@ -437,7 +478,7 @@ async def run(args: argparse.Namespace) -> int:
             if transcriber is not None:
                 stack.push_async_callback(transcriber.aclose)
                 microphone = await stack.enter_async_context(Microphone(args.input_device))
-                listener = Listener(microphone)
+                listener = Listener(microphone, VoiceActivity(echo_margin_db=args.barge_in_margin))
                 listener.pause()  # until the models are loaded
             return await _chat(args, keyboard, playback, listener, transcriber)
     finally:
@@ -468,5 +509,6 @@ async def _chat(
             stats=args.stats,
             listener=listener,
             transcriber=transcriber,
+            voice_barge_in=args.voice_barge_in,
         )
         return await session.serve()
