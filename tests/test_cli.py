@@ -373,3 +373,13 @@ def test_ctrl_c_during_an_embedded_answer_exits_promptly(tmp_path: Path) -> None
     assert took < 5.0
     rate, samples = read_wav(out)
     assert rate == 22050 and len(samples) > 0
+
+
+def test_devices_lists_outputs_and_inputs(tmp_path: Path) -> None:
+    env, _ = alsa_capture_env(tmp_path)
+    result = voicepipe("devices", env=env)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    outputs, inputs = lines.index("outputs:"), lines.index("inputs:")
+    assert outputs < inputs
+    assert any(line.startswith("*") and "default" in line for line in lines[outputs:inputs])

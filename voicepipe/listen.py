@@ -23,6 +23,7 @@ import numpy as np
 import numpy.typing as npt
 
 from voicepipe.audio.chunk import Samples
+from voicepipe.audio.devices import list_devices, portaudio, resolve
 from voicepipe.audio.resample import Resampler
 from voicepipe.errors import AudioError
 
@@ -232,53 +233,17 @@ class UtteranceDetector:
 
 
 def _sounddevice() -> Any:
-    try:
-        import sounddevice
-    except OSError as exc:  # libportaudio missing
-        raise AudioError(f"{NO_MICROPHONE} (PortAudio is not installed)") from exc
-    return sounddevice
+    return portaudio(f"{NO_MICROPHONE} (PortAudio is not installed)")
 
 
 def input_devices() -> list[dict[str, Any]]:
     """PortAudio's input devices: index, name, channels, default rate, and which is default."""
-    sd = _sounddevice()
-    try:
-        default = sd.default.device[0]
-        devices = sd.query_devices()
-    except Exception as exc:
-        raise AudioError(f"cannot list audio devices: {exc}") from exc
-    return [
-        {
-            "index": i,
-            "name": d["name"],
-            "channels": d["max_input_channels"],
-            "default_samplerate": d["default_samplerate"],
-            "default": i == default,
-        }
-        for i, d in enumerate(devices)
-        if d["max_input_channels"] > 0
-    ]
+    return list_devices("input", f"{NO_MICROPHONE} (PortAudio is not installed)")
 
 
 def resolve_input_device(device: str | int | None) -> int | None:
     """Turn ``--input-device`` (index, or part of a name) into a PortAudio index; fail clearly."""
-    devices = input_devices()
-    if not devices:
-        raise AudioError(NO_MICROPHONE)
-    if device is None:
-        return None
-    if isinstance(device, int) or device.isdigit():
-        index = int(device)
-        if any(d["index"] == index for d in devices):
-            return index
-        raise AudioError(f"no input device with index {index}; see `voicepipe devices`")
-    matches = [d for d in devices if device.lower() in str(d["name"]).lower()]
-    if len(matches) == 1:
-        return int(matches[0]["index"])
-    if not matches:
-        raise AudioError(f"no input device matches {device!r}; see `voicepipe devices`")
-    names = ", ".join(repr(d["name"]) for d in matches)
-    raise AudioError(f"{device!r} matches several input devices ({names}); be more specific")
+    return resolve(device, input_devices(), "input", NO_MICROPHONE)
 
 
 class Microphone:

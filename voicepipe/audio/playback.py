@@ -12,61 +12,33 @@ import anyio
 import numpy as np
 
 from voicepipe.audio.chunk import AudioChunk, Samples
+from voicepipe.audio.devices import list_devices, portaudio, resolve
 from voicepipe.audio.joins import SinkFeed
 from voicepipe.errors import AudioError
 
+NO_PORTAUDIO = (
+    "playback needs PortAudio (apt-get install libportaudio2); "
+    "or write the audio to a file with -o FILE"
+)
+
 
 def _sounddevice() -> Any:
-    try:
-        import sounddevice
-    except OSError as exc:  # libportaudio missing
-        raise AudioError(
-            "playback needs PortAudio (apt-get install libportaudio2); "
-            "or write the audio to a file with -o FILE"
-        ) from exc
-    return sounddevice
+    return portaudio(NO_PORTAUDIO)
 
 
 def output_devices() -> list[dict[str, Any]]:
     """PortAudio's output devices: index, name, channels, default rate, and which is default."""
-    sd = _sounddevice()
-    try:
-        default = sd.default.device[1]
-        devices = sd.query_devices()
-    except Exception as exc:
-        raise AudioError(f"cannot list audio devices: {exc}") from exc
-    return [
-        {
-            "index": i,
-            "name": d["name"],
-            "channels": d["max_output_channels"],
-            "default_samplerate": d["default_samplerate"],
-            "default": i == default,
-        }
-        for i, d in enumerate(devices)
-        if d["max_output_channels"] > 0
-    ]
+    return list_devices("output", NO_PORTAUDIO)
 
 
 def resolve_device(device: str | int | None) -> int | None:
     """Turn ``--device`` (index, or part of a name) into a PortAudio index; fail clearly."""
-    devices = output_devices()
-    if not devices:
-        raise AudioError("no audio output device found; write the audio to a file with -o FILE")
-    if device is None:
-        return None
-    if isinstance(device, int) or (isinstance(device, str) and device.isdigit()):
-        index = int(device)
-        if any(d["index"] == index for d in devices):
-            return index
-        raise AudioError(f"no output device with index {index}; see `voicepipe devices`")
-    matches = [d for d in devices if str(device).lower() in d["name"].lower()]
-    if len(matches) == 1:
-        return int(matches[0]["index"])
-    if not matches:
-        raise AudioError(f"no output device matches {device!r}; see `voicepipe devices`")
-    names = ", ".join(repr(d["name"]) for d in matches)
-    raise AudioError(f"{device!r} matches several output devices ({names}); be more specific")
+    return resolve(
+        device,
+        output_devices(),
+        "output",
+        "no audio output device found; write the audio to a file with -o FILE",
+    )
 
 
 class PlaybackSink:

@@ -1,4 +1,4 @@
-"""`voicepipe devices`: list audio output devices."""
+"""`voicepipe devices`: list audio output devices (for --device) and microphones."""
 
 from __future__ import annotations
 
@@ -7,20 +7,31 @@ from typing import Any
 
 
 def add_parser(sub: Any) -> None:
-    p = sub.add_parser("devices", help="list audio output devices (* marks the default)")
+    p = sub.add_parser(
+        "devices",
+        help="list audio output devices and microphones (* marks the default)",
+        description="Outputs are for --device (say, chat); inputs for --input-device "
+        "(chat --listen). Give an index or part of a name.",
+    )
     p.set_defaults(run=run, is_async=False, needs_prompt=False)
 
 
-def run(args: argparse.Namespace) -> int:
-    from voicepipe.audio.playback import output_devices
-
-    devices = output_devices()
+def _show(title: str, devices: list[dict[str, Any]], empty: str) -> None:
+    print(f"{title}:")
     if not devices:
-        print("no audio output devices (write audio to a file with -o FILE)")
+        print(f"  {empty}")
     for d in devices:
         mark = "*" if d["default"] else " "
         print(
             f"{mark} {d['index']:>3}  {d['name']}  "
             f"({d['channels']} ch, {d['default_samplerate']:.0f} Hz)"
         )
+
+
+def run(args: argparse.Namespace) -> int:
+    from voicepipe.audio.playback import output_devices
+    from voicepipe.listen import input_devices
+
+    _show("outputs", output_devices(), "none (write audio to a file with -o FILE)")
+    _show("inputs", input_devices(), "none (chat without --listen and type)")
     return 0
