@@ -181,7 +181,7 @@ class Pipeline:
         normalize: bool = True,
         code_blocks: Literal["skip", "mention"] = "mention",
         queue_seconds: float = 20.0,
-        first_chunk_min_words: int = 4,
+        first_chunk_min_words: int = 3,
     ) -> None:
         if chunking not in CHUNKINGS:
             raise ConfigError(f"unknown chunking {chunking!r}: use one of {', '.join(CHUNKINGS)}")

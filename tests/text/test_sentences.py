@@ -126,6 +126,12 @@ ADAPTIVE = [
     ),
     ("He said (one, two, three, four) then, go.", ["He said (one, two, three, four) then,", "go."]),
     ("我们今天去公园，然后回家。好。", ["我们今天去公园，", "然后回家。", "好。"]),
+    # Three words make a first clause; two do not.
+    (
+        "The lighthouse keeper, Malcolm Blackstone, was kind. Ok.",
+        ["The lighthouse keeper,", "Malcolm Blackstone, was kind.", "Ok."],
+    ),
+    ("Yes indeed, it works. Ok.", ["Yes indeed, it works.", "Ok."]),
     # No comma in a long first sentence: end the first chunk before a clause-starting word.
     (
         "The sky is blue because of a process called Rayleigh scattering. Next.",

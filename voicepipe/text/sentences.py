@@ -152,7 +152,7 @@ class SentenceBuffer:
         self,
         chunking: Chunking = "adaptive",
         *,
-        first_chunk_min_words: int = 4,
+        first_chunk_min_words: int = 3,
         first_chunk_max_words: int = 12,
         max_chunk_chars: int = 300,
     ) -> None:
