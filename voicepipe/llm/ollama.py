@@ -16,7 +16,6 @@ from voicepipe.http import (
     ClientOwner,
     RetryPolicy,
     Timeouts,
-    client_scope,
     drain,
     iter_body,
     json_object,
@@ -186,8 +185,7 @@ class OllamaChat(ClientOwner):
         self.finish_reason = None
         started = False
         async with (
-            client_scope(self._http()) as client,
-            self._open(client, messages) as response,
+            self._open(self._http(), messages) as response,
             aclosing(self._lines(response)) as lines,
         ):
             async for line in lines:
