@@ -133,7 +133,7 @@ STOP_CHILD = """
 import json, sys, time
 import anyio, numpy as np
 from voicepipe.audio.chunk import AudioChunk
-from voicepipe.audio.playback import PlaybackSink
+from voicepipe.audio.sinks.playback import PlaybackSink
 
 n = int(sys.argv[1])
 tone = (np.sin(2 * np.pi * 440 * np.arange(4800) / 48000) * 12000).astype(np.int16)
@@ -158,7 +158,7 @@ CPU_CHILD = """
 import json, sys, time
 import anyio, numpy as np
 from voicepipe.audio.chunk import AudioChunk
-from voicepipe.audio.playback import PlaybackSink
+from voicepipe.audio.sinks.playback import PlaybackSink
 
 seconds = float(sys.argv[1])
 rate = 22050

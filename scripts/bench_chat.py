@@ -57,9 +57,10 @@ def pct(values: list[float], q: float) -> float:
 
 
 async def main(args: argparse.Namespace) -> dict[str, Any]:
-    from voicepipe.audio.playback import PlaybackSink
-    from voicepipe.audio.sinks import AudioSink, NullSink
-    from voicepipe.chat import Conversation
+    from voicepipe.apps.chat import Conversation
+    from voicepipe.audio.sinks.base import AudioSink
+    from voicepipe.audio.sinks.null import NullSink
+    from voicepipe.audio.sinks.playback import PlaybackSink
     from voicepipe.cli.chat import PERSONA, Keyboard
     from voicepipe.pipeline import AudioPlayed, Pipeline
     from voicepipe.providers import make_llm, make_tts

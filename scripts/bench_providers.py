@@ -29,7 +29,7 @@ from tests.servers.llm import FakeLLM
 from tests.servers.tts import Behaviour as TTSBehaviour
 from tests.servers.tts import TTSServer
 from voicepipe import timeline as tl
-from voicepipe.audio.sinks import NullSink
+from voicepipe.audio.sinks.null import NullSink
 from voicepipe.llm.openai import OpenAIChat
 from voicepipe.metrics import percentile
 from voicepipe.pipeline import Pipeline

@@ -57,8 +57,8 @@ def serve_forever(port: int) -> None:
     """The child process: the app on uvicorn."""
     import uvicorn
 
+    from voicepipe.apps.server.app import ServerSettings, create_app
     from voicepipe.llm.text import TextSource
-    from voicepipe.server import ServerSettings, create_app
 
     app = create_app(TextSource(0), InstantTone(), ServerSettings(max_sessions=256))
     uvicorn.run(app, host="127.0.0.1", port=port, log_level="error", access_log=False)

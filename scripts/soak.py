@@ -28,7 +28,7 @@ import numpy as np
 
 from voicepipe import Pipeline, WavFileSink
 from voicepipe.audio.chunk import AudioChunk
-from voicepipe.audio.sinks import NullSink
+from voicepipe.audio.sinks.null import NullSink
 from voicepipe.errors import ProviderError, StreamInterrupted
 from voicepipe.llm.base import Message
 from voicepipe.llm.text import TextSource

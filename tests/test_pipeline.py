@@ -13,7 +13,8 @@ import pytest
 
 from tests.engines import ToneTTS, tone_for
 from voicepipe import timeline as tl
-from voicepipe.audio.sinks import NullSink, WavFileSink
+from voicepipe.audio.sinks.files import WavFileSink
+from voicepipe.audio.sinks.null import NullSink
 from voicepipe.errors import AudioError, ConfigError, StreamInterrupted
 from voicepipe.llm.base import Message
 from voicepipe.llm.text import TextSource

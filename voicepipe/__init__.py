@@ -9,18 +9,15 @@ async with Pipeline(make_llm("local"), make_tts("piper")) as pipe:
 
 from __future__ import annotations
 
+from voicepipe.apps.bench import BenchConfig, BenchResult, bench
+from voicepipe.apps.chat import Conversation
+from voicepipe.apps.traces import TraceStore
 from voicepipe.audio.chunk import AudioChunk
-from voicepipe.audio.playback import PlaybackSink
-from voicepipe.audio.sinks import (
-    AudioSink,
-    EncodedFileSink,
-    NullSink,
-    TeeSink,
-    WavFileSink,
-    file_sink,
-)
-from voicepipe.bench import BenchConfig, BenchResult, bench
-from voicepipe.chat import Conversation
+from voicepipe.audio.sinks.base import AudioSink
+from voicepipe.audio.sinks.files import EncodedFileSink, WavFileSink, file_sink
+from voicepipe.audio.sinks.null import NullSink
+from voicepipe.audio.sinks.playback import PlaybackSink
+from voicepipe.audio.sinks.tee import TeeSink
 from voicepipe.errors import (
     AudioError,
     ConfigError,
@@ -42,7 +39,6 @@ from voicepipe.providers import make_llm, make_tts
 from voicepipe.text.sentences import SentenceBuffer, split_sentences
 from voicepipe.text.speech import SpeechNormalizer, to_speech
 from voicepipe.timeline import Event, Timeline
-from voicepipe.traces import TraceStore
 
 __all__ = [
     "AudioChunk",

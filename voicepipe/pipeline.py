@@ -20,7 +20,8 @@ from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStre
 
 from voicepipe import timeline as tl
 from voicepipe.audio.queue import AudioQueue
-from voicepipe.audio.sinks import AudioSink, NullSink
+from voicepipe.audio.sinks.base import AudioSink
+from voicepipe.audio.sinks.null import NullSink
 from voicepipe.errors import ConfigError, ProviderError, VoicepipeError
 from voicepipe.llm.base import Message, TokenSource
 from voicepipe.metrics import RunMetrics, run_metrics

@@ -23,11 +23,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tests import ROOT_DIR
 from tests.servers import serve
 from tests.servers.llm import FakeLLM
 from tests.servers.tts import TTSServer
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = ROOT_DIR
 # Set in every child's environment; no output of the fault matrix may contain it.
 FAKE_KEYS = {
     "OPENAI_API_KEY": "sk-fault-OPENAI-7f3a9c1e55d04b8e",

@@ -13,8 +13,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from voicepipe.audio.wavstream import WavFormatError, WavStreamParser
-from voicepipe.http import _parse_error_body, _retry_after, provider_message, redact
 from voicepipe.llm.ollama import NDJSONDecoder
+from voicepipe.transport.http import _parse_error_body, _retry_after, provider_message, redact
 from voicepipe.tts.httpaudio import content_type_rate
 
 json_values: Any = st.recursive(

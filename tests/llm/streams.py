@@ -12,8 +12,8 @@ from contextlib import aclosing
 import anyio
 
 from tests.servers.llm import FakeLLM
-from voicepipe.http import RetryPolicy
 from voicepipe.llm.base import Message, TokenSource
+from voicepipe.transport.http import RetryPolicy
 
 TIMEOUT = 10.0  # seconds: bound for every async test
 PROMPT: list[Message] = [{"role": "user", "content": "Why is the sky blue?"}]

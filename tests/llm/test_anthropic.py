@@ -13,9 +13,9 @@ from tests.llm.streams import (
 )
 from tests.servers.llm import DEFAULT_TEXT, FakeLLM
 from voicepipe.errors import ConfigError, ProviderError, StreamInterrupted
-from voicepipe.http import Timeouts
 from voicepipe.llm.anthropic import AnthropicChat
 from voicepipe.llm.base import Message
+from voicepipe.transport.http import Timeouts
 
 pytestmark = pytest.mark.anyio
 

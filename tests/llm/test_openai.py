@@ -20,8 +20,8 @@ from tests.llm.streams import (
 )
 from tests.servers.llm import DEFAULT_TEXT, FakeLLM
 from voicepipe.errors import ConfigError, ProviderError, StreamInterrupted
-from voicepipe.http import RetryPolicy, Timeouts
 from voicepipe.llm.openai import OpenAIChat
+from voicepipe.transport.http import RetryPolicy, Timeouts
 
 pytestmark = pytest.mark.anyio
 

@@ -12,7 +12,7 @@ import soxr
 
 from voicepipe.audio.chunk import Samples
 
-__all__ = ["Resampler", "mix_to_mono", "resample"]
+__all__ = ["Resampler", "convert_rate", "mix_to_mono", "resample"]
 
 _QUALITY = "HQ"
 
@@ -76,3 +76,10 @@ class Resampler:
         tail = self._stream.resample_chunk(np.zeros(0, dtype=np.int16), last=True)
         out: Samples = np.asarray(tail, dtype=np.int16)
         return out
+
+
+def convert_rate(samples: Samples, from_rate: int, to_rate: int) -> Samples:
+    """``samples`` at ``to_rate``: unchanged when the rates agree, else resampled once."""
+    if from_rate == to_rate:
+        return samples
+    return resample(samples, from_rate, to_rate)

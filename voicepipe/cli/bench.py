@@ -1,4 +1,4 @@
-"""`voicepipe bench`: measure time-to-first-audio like a profiler (the work is voicepipe.bench)."""
+"""`voicepipe bench`: measure time-to-first-audio like a profiler (the work: apps.bench)."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ import anyio
 from rich.console import Console
 from rich.table import Table
 
-from voicepipe.bench import (
+from voicepipe.apps.bench import (
     BREAKDOWN_FIELDS,
     BenchConfig,
     BenchProgress,
@@ -240,7 +240,7 @@ def _csv(results: Sequence[BenchResult]) -> str:
 
 
 def _plot(args: argparse.Namespace, results: Sequence[BenchResult], labels: list[str]) -> None:
-    from voicepipe.plot import plot_timelines
+    from voicepipe.apps.plot import plot_timelines
 
     panels = []
     for result, label in zip(results, labels, strict=True):
@@ -274,7 +274,7 @@ async def run(args: argparse.Namespace) -> int:
     if args.n < 1 or args.warmup < 0 or args.cold < 0:
         raise ConfigError("-n must be at least 1, --warmup and --cold at least 0")
     if args.plot:
-        from voicepipe.plot import require_matplotlib
+        from voicepipe.apps.plot import require_matplotlib
 
         require_matplotlib()  # a missing matplotlib fails before minutes of benchmarking
     labels = _short_labels(configs, args.compare)
@@ -301,7 +301,7 @@ async def run(args: argparse.Namespace) -> int:
         console.print(_cold_table(cold, labels))
 
     if args.trace is not False:  # on by default for bench
-        from voicepipe.traces import record
+        from voicepipe.apps.traces import record
 
         batch = [
             (r.run, {**result.config.public(), "bench": label}, r.prompt)

@@ -23,14 +23,17 @@ import anyio
 import numpy as np
 from anyio.abc import TaskStatus
 
+from voicepipe.apps.chat import DEFAULT_BUDGET_CHARS, Conversation, Turn
 from voicepipe.audio.chunk import Samples
-from voicepipe.audio.sinks import AudioSink, NullSink
-from voicepipe.chat import DEFAULT_BUDGET_CHARS, Conversation, Turn
+from voicepipe.audio.sinks.base import AudioSink
+from voicepipe.audio.sinks.null import NullSink
 from voicepipe.cli.common import add_pipeline_options, err, make_pipeline
 from voicepipe.errors import AudioError, ConfigError, VoicepipeError
-from voicepipe.listen import ECHO_HOLDOFF_S, LISTEN_RATE, Listener, Microphone, VoiceActivity
 from voicepipe.providers import TTS_PROVIDERS, make_tts
-from voicepipe.stt import OpenAITranscriber, make_stt
+from voicepipe.voice.listener import ECHO_HOLDOFF_S, Listener
+from voicepipe.voice.microphone import Microphone
+from voicepipe.voice.stt import OpenAITranscriber, make_stt
+from voicepipe.voice.vad import LISTEN_RATE, VoiceActivity
 
 PROMPT = "you> "
 PERSONA = (
@@ -229,7 +232,7 @@ class ChatSession:
     def make_sink(self) -> AudioSink:
         """A fresh sink per turn (a playback stream opens at the turn's first audio)."""
         if self.playback:
-            from voicepipe.audio.playback import PlaybackSink
+            from voicepipe.audio.sinks.playback import PlaybackSink
 
             return PlaybackSink(self.device)
         return NullSink()
@@ -453,7 +456,7 @@ class ChatSession:
 
 
 async def run(args: argparse.Namespace) -> int:
-    from voicepipe.audio.playback import resolve_device
+    from voicepipe.audio.sinks.playback import resolve_device
 
     if args.history_chars < 0:
         raise ConfigError("--history-chars must be 0 or more")

@@ -8,10 +8,10 @@ import sys
 from typing import Any, TextIO
 
 from voicepipe.errors import ConfigError
-from voicepipe.http import Timeouts
 from voicepipe.metrics import RunMetrics
 from voicepipe.pipeline import CHUNKINGS, Pipeline, Run
 from voicepipe.providers import LLM_PROVIDERS, TTS_PROVIDERS, make_llm, make_tts
+from voicepipe.transport.http import Timeouts
 
 EXIT_ERROR, EXIT_USAGE, EXIT_INTERRUPTED = 1, 2, 130
 
@@ -125,7 +125,7 @@ async def record_trace(args: argparse.Namespace, run: Run, command: str) -> None
     """Store ``run`` in the trace store when ``--trace`` was given (API keys never are)."""
     if not getattr(args, "trace", None):
         return
-    from voicepipe.traces import record
+    from voicepipe.apps.traces import record
 
     config = {k: getattr(args, k, None) for k in ("llm", "tts", "chunking", "llm_url", "tts_url")}
     config.update(

@@ -8,7 +8,9 @@ from typing import Any
 
 import anyio
 
-from voicepipe.audio.sinks import AudioSink, TeeSink, file_sink
+from voicepipe.audio.sinks.base import AudioSink
+from voicepipe.audio.sinks.files import file_sink
+from voicepipe.audio.sinks.tee import TeeSink
 from voicepipe.cli.common import (
     add_pipeline_options,
     err,
@@ -53,7 +55,7 @@ async def speak(args: argparse.Namespace, sink: AudioSink, show_text: bool) -> N
 
 
 async def run(args: argparse.Namespace) -> int:
-    from voicepipe.audio.playback import PlaybackSink, resolve_device
+    from voicepipe.audio.sinks.playback import PlaybackSink, resolve_device
 
     sinks: list[AudioSink] = []
     try:

@@ -1,4 +1,4 @@
-"""`voicepipe serve`: the HTTP API and browser page (the work is voicepipe.server)."""
+"""`voicepipe serve`: the HTTP API and browser page (the work is voicepipe.apps.server.app)."""
 
 from __future__ import annotations
 
@@ -89,7 +89,7 @@ def build_providers(
     args: argparse.Namespace,
 ) -> tuple[dict[str, TokenSource], dict[str, TTSEngine]]:
     """The LLMs and voices the server offers, keyed by their spec."""
-    from voicepipe.server import LimitedSource
+    from voicepipe.llm.limited import LimitedSource
 
     llms: dict[str, TokenSource] = {}
     for spec in args.llm or ["local"]:
@@ -104,7 +104,7 @@ async def run(args: argparse.Namespace) -> int:
     try:
         import uvicorn
 
-        from voicepipe.server import ServerSettings, create_app
+        from voicepipe.apps.server.app import ServerSettings, create_app
     except ImportError as exc:
         raise ConfigError(
             f"serve needs the serve extra ({exc.name} is missing): pip install 'voicepipe[serve]'"

@@ -9,8 +9,8 @@ from typing import Any
 
 import anyio
 
-from voicepipe.audio.sinks import check_bitrate, file_sink, supported_formats
-from voicepipe.batch import FORMATS, BatchResult
+from voicepipe.apps.batch import FORMATS, BatchResult
+from voicepipe.audio.sinks.files import check_bitrate, file_sink, supported_formats
 from voicepipe.cli.common import (
     EXIT_ERROR,
     add_pipeline_options,
@@ -115,7 +115,7 @@ async def run_batch(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 
-    from voicepipe.batch import plan_batch, read_prompts, synthesize_batch, write_manifest
+    from voicepipe.apps.batch import plan_batch, read_prompts, synthesize_batch, write_manifest
 
     items = plan_batch(read_prompts(args.prompts), args.out_dir, args.format, args.names)
     out_dir = Path(args.out_dir)

@@ -12,8 +12,8 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from voicepipe.apps.traces import Trace, TraceStore, default_path
 from voicepipe.cli.common import print_metrics
-from voicepipe.traces import Trace, TraceStore, default_path
 
 
 def add_parser(sub: Any) -> None:
@@ -119,7 +119,7 @@ def run(args: argparse.Namespace) -> int:
     else:
         _show(trace)
     if args.plot:
-        from voicepipe.plot import plot_timelines
+        from voicepipe.apps.plot import plot_timelines
 
         plot_timelines(
             [(f"trace {trace.info.id} ({trace.info.command})", trace.timeline)], args.plot

@@ -10,7 +10,8 @@ from typing import Any
 import httpx
 
 from voicepipe.errors import ConfigError, ProviderError
-from voicepipe.http import (
+from voicepipe.llm.base import Message
+from voicepipe.transport.http import (
     DEFAULT_RETRY,
     DEFAULT_TIMEOUTS,
     ClientOwner,
@@ -23,7 +24,6 @@ from voicepipe.http import (
     reported_error,
     stream_error,
 )
-from voicepipe.llm.base import Message
 
 OLLAMA_DEFAULT_URL = "http://localhost:11434"
 DEFAULT_PORT = 11434

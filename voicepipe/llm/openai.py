@@ -8,7 +8,8 @@ from typing import Any
 
 import httpx
 
-from voicepipe.http import (
+from voicepipe.llm.base import Message
+from voicepipe.transport.http import (
     DEFAULT_RETRY,
     DEFAULT_TIMEOUTS,
     ClientOwner,
@@ -21,7 +22,6 @@ from voicepipe.http import (
     reported_error,
     stream_error,
 )
-from voicepipe.llm.base import Message
 
 OPENAI_BASE_URL = "https://api.openai.com/v1"
 KEY_ENV = "OPENAI_API_KEY"

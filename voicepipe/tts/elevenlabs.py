@@ -15,7 +15,7 @@ import httpx
 from voicepipe.audio.chunk import AudioChunk
 from voicepipe.audio.decode import find_ffmpeg
 from voicepipe.errors import ConfigError
-from voicepipe.http import (
+from voicepipe.transport.http import (
     DEFAULT_RETRY,
     DEFAULT_TIMEOUTS,
     RetryPolicy,

@@ -20,7 +20,7 @@ from voicepipe.audio.decode import DecodeError, decode_audio
 from voicepipe.audio.resample import mix_to_mono
 from voicepipe.audio.wavstream import WavFormatError, WavStreamParser
 from voicepipe.errors import ProviderError
-from voicepipe.http import ClientOwner, provider_message
+from voicepipe.transport.http import ClientOwner, provider_message
 
 __all__ = [
     "ClientOwner",

@@ -1,0 +1,134 @@
+"""The trace store: runs round-trip, text only when asked, never a key or a credential."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from voicepipe import timeline as tl
+from voicepipe.apps.traces import TraceStore, default_path, safe_config
+from voicepipe.errors import ConfigError
+from voicepipe.pipeline import Run
+from voicepipe.timeline import Event, Timeline
+
+ANSWER = "Hello there, friend. The sky is blue."
+
+
+def known_run() -> Run:
+    timeline = Timeline()
+    for name, t, data in [
+        (tl.LLM_REQUEST, 100.000, {"provider": "openai"}),
+        (tl.LLM_DELTA, 100.120, {"chars": 5}),
+        (tl.TEXT_CHUNK, 100.300, {"index": 0, "text": "Hello there, friend."}),
+        (tl.TTS_REQUEST, 100.301, {"index": 0, "chars": 20}),
+        (tl.TTS_AUDIO, 100.380, {"index": 0, "seconds": 0.5}),
+        (tl.SINK_AUDIO, 100.382, {"index": 0, "seconds": 0.5, "queued_s": 0.0}),
+        (tl.TTS_DONE, 100.400, {"index": 0, "seconds": 0.5}),
+        (tl.RUN_END, 101.000, {}),
+        (tl.UNDERRUN, 100.900, {"seconds": 0.04}),  # the sink reports underruns at the end
+    ]:
+        timeline.add(Event(name, t, data))
+    return Run(
+        timeline=timeline,
+        answer=ANSWER,
+        chunks=["Hello there, friend.", "The sky is blue."],
+        audio_seconds=0.5,
+    )
+
+
+def test_a_run_round_trips_with_its_metrics(tmp_path: Path) -> None:
+    store = TraceStore(tmp_path / "sub" / "traces.sqlite")  # the folder is created
+    run = known_run()
+    run_id = store.save(run, command="synth", config={"llm": "openai:gpt-4o-mini"})
+    trace = store.load(run_id)
+    # The same figures, from times relative to the request; the chunk text was not kept.
+    expected = {**run.metrics.as_dict(), "first_chunk_text": None}
+    assert trace.metrics.as_dict() == pytest.approx(expected)
+    assert [e.name for e in trace.timeline.events] == [e.name for e in run.timeline.events]
+    assert trace.timeline.events[0].t == 0.0
+    assert trace.info.command == "synth" and trace.info.config == {"llm": "openai:gpt-4o-mini"}
+    assert trace.info.answer_chars == len(ANSWER) and trace.info.speech_chars == 36
+    assert trace.info.audio_ms == pytest.approx(500)
+    assert trace.info.ttfa_ms == pytest.approx(382)
+    assert trace.prompt is None and trace.answer is None
+
+
+def test_text_is_stored_only_when_asked(tmp_path: Path) -> None:
+    db = tmp_path / "t.sqlite"
+    store = TraceStore(db)
+    config = {"llm": "text", "system": "You are a pirate."}
+    plain = store.save(known_run(), command="say", config=config, prompt="Why blue?")
+    raw = db.read_bytes()
+    assert b"Hello there" not in raw and b"Why blue" not in raw and b"pirate" not in raw
+    chunk = next(store.load(plain).timeline.all(tl.TEXT_CHUNK))
+    assert chunk.data == {"index": 0, "chars": 20}
+    full = store.load(
+        store.save(known_run(), command="say", config=config, prompt="Why blue?", text=True)
+    )
+    assert full.prompt == "Why blue?" and full.answer == ANSWER
+    assert full.info.config["system"] == "You are a pirate."
+    assert full.metrics.first_chunk_text == "Hello there, friend."
+
+
+def test_no_key_or_credential_reaches_the_file(tmp_path: Path) -> None:
+    db = tmp_path / "t.sqlite"
+    config = {
+        "llm": "openai:gpt-4o-mini",
+        "llm_url": "https://bob:hunter2@llm.example/v1?api_key=sk-live-123",
+        "api_key": "sk-live-456",
+        "OPENAI_API_KEY": "sk-live-789",
+        "auth_token": "tok-1",
+        "max_tokens": 60,
+    }
+    assert safe_config(config) == {
+        "llm": "openai:gpt-4o-mini",
+        "llm_url": "https://llm.example/v1",
+        "max_tokens": 60,
+    }
+    TraceStore(db).save(known_run(), command="bench", config=config, text=True)
+    raw = db.read_bytes()
+    for secret in (b"hunter2", b"sk-live", b"tok-1", b"bob"):
+        assert secret not in raw
+
+
+def test_recent_lists_newest_first_and_limits(tmp_path: Path) -> None:
+    store = TraceStore(tmp_path / "t.sqlite")
+    ids = [store.save(known_run(), command=f"c{i}", config={}) for i in range(4)]
+    listed = store.recent(limit=3)
+    assert [i.id for i in listed] == ids[::-1][:3]
+    assert [i.command for i in listed] == ["c3", "c2", "c1"]
+
+
+def test_missing_store_or_id_says_what_to_do(tmp_path: Path) -> None:
+    store = TraceStore(tmp_path / "none.sqlite")
+    with pytest.raises(ConfigError, match="no traces recorded yet"):
+        store.recent()
+    assert not store.path.exists()  # listing never creates the file
+    store.save(known_run(), command="say", config={})
+    with pytest.raises(ConfigError, match="voicepipe traces"):
+        store.load(999)
+
+
+def test_deleting_a_run_deletes_its_events(tmp_path: Path) -> None:
+    db = tmp_path / "t.sqlite"
+    run_id = TraceStore(db).save(known_run(), command="say", config={})
+    with sqlite3.connect(db) as conn:
+        conn.execute("PRAGMA foreign_keys = ON")
+        assert conn.execute("SELECT count(*) FROM events").fetchone() == (9,)
+        conn.execute("DELETE FROM runs WHERE id = ?", (run_id,))
+        assert conn.execute("SELECT count(*) FROM events").fetchone() == (0,)
+
+
+def test_default_path_follows_the_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("VOICEPIPE_TRACE_DB", raising=False)
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
+    assert default_path() == tmp_path / "data" / "voicepipe" / "traces.sqlite"
+    monkeypatch.delenv("XDG_DATA_HOME")
+    monkeypatch.setenv("HOME", str(tmp_path))
+    assert default_path() == tmp_path / ".local" / "share" / "voicepipe" / "traces.sqlite"
+    monkeypatch.setenv("VOICEPIPE_TRACE_DB", str(tmp_path / "x.sqlite"))
+    assert default_path() == tmp_path / "x.sqlite"

@@ -1,0 +1,1 @@
+"""Tests for the streaming HTTP transport, against a real loopback server."""

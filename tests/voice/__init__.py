@@ -1,0 +1,1 @@
+"""Tests for the voice input: VAD, microphone, listener, STT."""

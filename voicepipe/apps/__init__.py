@@ -1,0 +1,1 @@
+"""The applications built on the library's public API: chat, bench, batch, traces, plot, server."""

@@ -1,0 +1,316 @@
+"""Benchmark time-to-first-audio: configurations side by side, interleaved, models loaded once.
+
+    results = await bench([BenchConfig(chunking="sentence"), BenchConfig()], ["Hi."], n=5)
+    print(results[1].summary()["ttfa_ms"]["p50"] / results[0].summary()["ttfa_ms"]["p50"])
+
+Every run goes into a :class:`NullSink` with a real-time playback clock, so underruns count.
+``cold_start`` measures a fresh process instead: start to first audio, model loading included.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any, cast
+from urllib.parse import urlsplit, urlunsplit
+
+import anyio
+
+from voicepipe import timeline as tl
+from voicepipe.audio.sinks.null import NullSink
+from voicepipe.errors import ConfigError, ProviderError
+from voicepipe.llm.base import TokenSource
+from voicepipe.metrics import (
+    SUMMARY_FIELDS,
+    RunMetrics,
+    percentile,
+    real_time_factor,
+    stats,
+    summarize,
+)
+from voicepipe.pipeline import CHUNKINGS, Pipeline, Run
+from voicepipe.providers import make_llm, make_tts
+from voicepipe.text.sentences import Chunking
+from voicepipe.transport.http import Timeouts
+from voicepipe.tts.base import TTSEngine
+
+__all__ = [
+    "BREAKDOWN_FIELDS",
+    "BenchConfig",
+    "BenchProgress",
+    "BenchResult",
+    "BenchRun",
+    "ColdRun",
+    "bench",
+    "cold_start",
+    "compare",
+    "public_url",
+]
+
+COMPARE_KEYS = ("chunking", "llm", "tts")
+BREAKDOWN_FIELDS = (
+    "llm_first_token_ms",
+    "waiting_for_words_ms",
+    "tts_first_audio_ms",
+    "pipeline_overhead_ms",
+)
+
+
+def public_url(url: str | None) -> str | None:
+    """``url`` without user, password, query or fragment: safe to print and store."""
+    if not url:
+        return url
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if parts.port is not None:
+        host = f"{host}:{parts.port}"
+    return urlunsplit((parts.scheme, host, parts.path, "", ""))
+
+
+@dataclass(frozen=True)
+class BenchConfig:
+    """One configuration to measure: the providers and the chunking strategy."""
+
+    llm: str = "local"
+    tts: str = "piper"
+    chunking: Chunking = "adaptive"
+    llm_url: str | None = None
+    tts_url: str | None = None
+    system: str | None = None
+    max_tokens: int | None = None
+    seed: int | None = 0
+
+    def __post_init__(self) -> None:
+        if self.chunking not in CHUNKINGS:
+            raise ConfigError(
+                f"unknown chunking {self.chunking!r}: use one of {', '.join(CHUNKINGS)}"
+            )
+
+    @property
+    def label(self) -> str:
+        return f"llm={self.llm} tts={self.tts} chunking={self.chunking}"
+
+    def public(self) -> dict[str, Any]:
+        """The settings, with URLs stripped of credentials and the system prompt left out."""
+        out = asdict(self)
+        out["llm_url"] = public_url(self.llm_url)
+        out["tts_url"] = public_url(self.tts_url)
+        out.pop("system")
+        return out
+
+
+def compare(base: BenchConfig, spec: str) -> list[BenchConfig]:
+    """The configurations ``KEY=A,B,...`` names: ``base`` with KEY set to each value."""
+    key, _, values = spec.partition("=")
+    key = key.strip()
+    options = [v.strip() for v in values.split(",") if v.strip()]
+    if key not in COMPARE_KEYS or not options:
+        raise ConfigError(f"--compare takes KEY=A,B with KEY one of {', '.join(COMPARE_KEYS)}")
+    if key == "chunking":
+        return [replace(base, chunking=cast(Chunking, v)) for v in options]  # checked on init
+    return [replace(base, llm=v) if key == "llm" else replace(base, tts=v) for v in options]
+
+
+@dataclass(frozen=True)
+class BenchRun:
+    """One measured run: the prompt, the pipeline's Run (timeline, text) and when it started."""
+
+    prompt: str
+    run: Run
+    started_unix: float  # wall-clock time of the LLM request (to line up with other processes)
+
+    @property
+    def metrics(self) -> RunMetrics:
+        return self.run.metrics
+
+    @property
+    def rtf(self) -> float | None:
+        return real_time_factor(self.run.timeline)
+
+    def as_dict(self) -> dict[str, Any]:
+        """The JSON fields of one run (the documented ones first, then additions)."""
+        m = self.metrics
+        out: dict[str, Any] = {k: getattr(m, k) for k in (*SUMMARY_FIELDS, "first_chunk_text")}
+        out.update(rtf=self.rtf, chunks=m.chunks, prompt=self.prompt)
+        out["started_unix"] = self.started_unix
+        return out
+
+
+@dataclass
+class BenchResult:
+    """Every measured run of one configuration."""
+
+    config: BenchConfig
+    runs: list[BenchRun] = field(default_factory=list)
+
+    def summary(self) -> dict[str, dict[str, float | None]]:
+        """p50/p95/min/max of each metric, the real-time factor (``rtf``) included."""
+        out = summarize(r.metrics for r in self.runs)
+        out["rtf"] = stats([v for r in self.runs if (v := r.rtf) is not None])
+        return out
+
+    def breakdown(self) -> dict[str, float] | None:
+        """Median of each part of TTFA over the runs (None when no run reached the sink)."""
+        parts = [b for r in self.runs if (b := r.metrics.breakdown()) is not None]
+        if not parts:
+            return None
+        return {k: percentile([p[k] for p in parts], 50) for k in BREAKDOWN_FIELDS}
+
+    def median_run(self) -> BenchRun:
+        """The run whose TTFA is closest to the median (the one worth plotting)."""
+        timed = [r for r in self.runs if r.metrics.ttfa_ms is not None]
+        if not timed:
+            return self.runs[0]
+        mid = percentile([r.metrics.ttfa_ms or 0.0 for r in timed], 50)
+        return min(timed, key=lambda r: abs((r.metrics.ttfa_ms or 0.0) - mid))
+
+    def as_dict(self, n: int, warmup: int) -> dict[str, Any]:
+        """``{"config", "runs", "summary"}``, the shape ``bench --json`` writes."""
+        prompts = list(dict.fromkeys(r.prompt for r in self.runs))
+        config = {**self.config.public(), "prompt": prompts[0] if prompts else ""}
+        if len(prompts) > 1:
+            config["prompts"] = prompts
+        config.update(n=n, warmup=warmup)
+        return {
+            "config": config,
+            "runs": [r.as_dict() for r in self.runs],
+            "summary": self.summary(),
+        }
+
+
+@dataclass(frozen=True)
+class BenchProgress:
+    """Reported after every run, warm-ups included."""
+
+    done: int
+    total: int
+    config: BenchConfig
+    warmup: bool
+    run: BenchRun
+
+
+def _started_unix(run: Run) -> float:
+    start = run.timeline.first(tl.LLM_REQUEST)
+    ago = 0.0 if start is None else time.perf_counter() - start.t
+    return time.time() - ago
+
+
+async def bench(
+    configs: Sequence[BenchConfig],
+    prompts: Sequence[str],
+    *,
+    n: int = 5,
+    warmup: int = 1,
+    timeouts: Timeouts | None = None,
+    on_run: Callable[[BenchProgress], None] | None = None,
+) -> list[BenchResult]:
+    """Run every prompt ``n`` times per configuration after ``warmup`` rounds, interleaved.
+
+    The order is A B A B ... (each configuration once per round, every prompt in turn), so
+    drift on the machine falls on all configurations alike. Models load once per distinct spec.
+    """
+    if n < 1 or warmup < 0:
+        raise ConfigError("-n must be at least 1 and --warmup at least 0")
+    prompts = [p for p in prompts if p.strip()]
+    if not prompts:
+        raise ConfigError("no prompt given: pass a prompt or --prompts FILE with one per line")
+    if not configs:
+        raise ConfigError("no configuration to bench")
+    llms: dict[tuple[Any, ...], TokenSource] = {}
+    ttss: dict[tuple[Any, ...], TTSEngine] = {}
+    pipes: list[Pipeline] = []
+    for c in configs:
+        lkey = (c.llm, c.llm_url, c.max_tokens, c.seed)
+        if lkey not in llms:
+            llms[lkey] = make_llm(
+                c.llm, url=c.llm_url, max_tokens=c.max_tokens, seed=c.seed, timeouts=timeouts
+            )
+        tkey = (c.tts, c.tts_url)
+        if tkey not in ttss:
+            ttss[tkey] = make_tts(c.tts, url=c.tts_url, timeouts=timeouts)
+        pipes.append(Pipeline(llms[lkey], ttss[tkey], chunking=c.chunking, system=c.system))
+    results = [BenchResult(c) for c in configs]
+    schedule = [(True, prompts[i % len(prompts)]) for i in range(warmup)]
+    schedule += [(False, p) for _ in range(n) for p in prompts]
+    total, done = len(schedule) * len(configs), 0
+    try:
+        for pipe in pipes:
+            await pipe.prepare()
+        for is_warmup, prompt in schedule:
+            for result, pipe in zip(results, pipes, strict=True):  # interleaved: A B A B ...
+                run = await pipe.speak(prompt, NullSink(realtime=True))
+                measured = BenchRun(prompt, run, _started_unix(run))
+                done += 1
+                if not is_warmup:
+                    result.runs.append(measured)
+                if on_run is not None:
+                    on_run(BenchProgress(done, total, result.config, is_warmup, measured))
+    finally:
+        with anyio.CancelScope(shield=True):
+            for part in (*llms.values(), *ttss.values()):
+                close = getattr(part, "aclose", None)
+                if close is not None:
+                    await close()
+    return results
+
+
+@dataclass(frozen=True)
+class ColdRun:
+    """A fresh process from start to first audio: the latency a user feels on first use."""
+
+    process_to_first_audio_ms: float  # process spawned -> first audio at the sink
+    load_ms: float  # process spawned -> LLM request sent (interpreter, imports, model loading)
+    ttfa_ms: float  # LLM request -> first audio, as in a warm run
+
+    def as_dict(self) -> dict[str, float]:
+        return asdict(self)
+
+
+def _cold_command(config: BenchConfig, prompt: str, out: Path) -> list[str]:
+    command = [sys.executable, "-m", "voicepipe", "bench", prompt, "-n", "1", "--warmup", "0"]
+    command += ["--no-trace", "--json", str(out), "--llm", config.llm, "--tts", config.tts]
+    command += ["--chunking", config.chunking]
+    for option, value in (
+        ("--llm-url", config.llm_url),
+        ("--tts-url", config.tts_url),
+        ("--system", config.system),
+        ("--max-tokens", config.max_tokens),
+        ("--seed", config.seed),
+    ):
+        if value is not None:
+            command += [option, str(value)]
+    return command
+
+
+async def cold_start(config: BenchConfig, prompt: str, n: int = 1) -> list[ColdRun]:
+    """Start ``n`` fresh ``voicepipe bench`` processes, one at a time, and time each.
+
+    The child reports the wall-clock time of its LLM request and its TTFA; the parent knows
+    when it spawned the child, so the difference includes interpreter start and model loading.
+    """
+    runs: list[ColdRun] = []
+    with tempfile.TemporaryDirectory(prefix="voicepipe-cold-") as tmp:
+        for i in range(n):
+            out = Path(tmp) / f"cold-{i}.json"
+            command = _cold_command(config, prompt, out)
+            spawned = time.time()
+            result = await anyio.run_process(command, check=False, env=dict(os.environ))
+            if result.returncode != 0:
+                tail = result.stderr.decode(errors="replace").strip().splitlines()[-1:]
+                raise ProviderError(
+                    f"cold-start run exited with {result.returncode}: "
+                    + (tail[0] if tail else "no message")
+                )
+            report = json.loads(await anyio.Path(out).read_text())
+            first = report["runs"][0]
+            if first["ttfa_ms"] is None:
+                raise ProviderError("cold-start run produced no audio")
+            load_ms = (first["started_unix"] - spawned) * 1000.0
+            runs.append(ColdRun(load_ms + first["ttfa_ms"], load_ms, first["ttfa_ms"]))
+    return runs

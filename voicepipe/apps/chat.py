@@ -1,0 +1,217 @@
+"""A spoken conversation: history within a character budget, one pipeline run per turn, barge-in.
+
+``Conversation(pipe)`` keeps the turns; ``async with conv.turn(text, sink) as turn`` is one
+answer, spoken into ``sink``; ``turn.interrupt()`` (a keypress, Ctrl-C) cancels the run, which
+stops every stage and aborts the sink. The history records only what was heard, marked where
+it was cut, so the model knows where it was interrupted.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import anyio
+
+from voicepipe import timeline as tl
+from voicepipe.audio.chunk import AudioChunk
+from voicepipe.audio.sinks.base import AudioSink
+from voicepipe.audio.sinks.files import WavFileSink
+from voicepipe.audio.sinks.heard import HeardSink, heard_text
+from voicepipe.errors import AudioError
+from voicepipe.llm.base import Message
+from voicepipe.pipeline import Pipeline, PipelineEvent, Run
+
+BARGE_IN = "chat.barge_in"  # the user interrupted (a key, Ctrl-C): the origin of the stop latency
+SINK_ABORTED = "chat.sink_aborted"  # the sink's abort() returned: speech has stopped
+# Where an answer was cut, as the model sees it next turn. A bracketed note reads well to big
+# models, but small ones (SmolLM2) copy it into their answers; an ellipsis they do not.
+CUT_MARK = "…"
+NOTHING_HEARD = "…"
+DEFAULT_BUDGET_CHARS = 4000  # SmolLM2's 2048-token context, less room for the answer
+
+
+@dataclass(frozen=True)
+class Exchange:
+    """One turn as the history keeps it: what the user said and what the assistant got out."""
+
+    user: str
+    assistant: str
+    interrupted: bool = False
+
+
+class History:
+    """The conversation so far, bounded by a character budget; the oldest turns go first."""
+
+    def __init__(self, budget_chars: int = DEFAULT_BUDGET_CHARS, system: str | None = None):
+        self.budget_chars = budget_chars
+        self.system = system
+        self.exchanges: list[Exchange] = []
+
+    def add(self, exchange: Exchange) -> None:
+        self.exchanges.append(exchange)
+        self._trim(0)
+
+    def reset(self) -> None:
+        self.exchanges.clear()
+
+    def _trim(self, reserve: int) -> None:
+        """Drop the oldest exchanges until they and ``reserve`` more characters fit the budget."""
+        used = sum(len(e.user) + len(e.assistant) for e in self.exchanges) + reserve
+        while self.exchanges and used > self.budget_chars:
+            dropped = self.exchanges.pop(0)
+            used -= len(dropped.user) + len(dropped.assistant)
+
+    def messages(self, user: str) -> list[Message]:
+        """The messages for a new user turn: system prompt, the history that fits, the turn."""
+        self._trim(len(user))
+        messages: list[Message] = []
+        if self.system:
+            messages.append({"role": "system", "content": self.system})
+        for e in self.exchanges:
+            messages.append({"role": "user", "content": e.user})
+            messages.append({"role": "assistant", "content": e.assistant})
+        messages.append({"role": "user", "content": user})
+        return messages
+
+    def transcript(self) -> str:
+        """The conversation as plain text, one ``role: text`` paragraph per message."""
+        lines = [f"system: {self.system}"] if self.system else []
+        for e in self.exchanges:
+            note = " [interrupted]" if e.interrupted else ""
+            lines += [f"user: {e.user}", f"assistant: {e.assistant}{note}"]
+        return "\n\n".join(lines) + "\n"
+
+
+@dataclass
+class Turn:
+    """One answer in a conversation: iterate it for the pipeline's events; ``interrupt()`` it."""
+
+    user: str
+    sink: HeardSink
+    run: Run | None = None
+    interrupted: bool = False
+    heard: str = ""  # the speech text that was heard
+    _scope: anyio.CancelScope = field(default_factory=anyio.CancelScope)
+    _interrupted_at: float | None = None
+
+    def interrupt(self) -> None:
+        """Stop the answer now: cancels the LLM and TTS, aborts the sink (barge-in)."""
+        if self._interrupted_at is None:
+            self._interrupted_at = time.perf_counter()
+            self.interrupted = True
+        self._scope.cancel()
+
+    async def __aiter__(self) -> AsyncIterator[PipelineEvent]:
+        if self.run is None:
+            raise RuntimeError("iterate a Turn inside `async with conversation.turn(...)`")
+        async for event in self.run:
+            yield event
+
+    @property
+    def stop_latency_ms(self) -> float | None:
+        """From the barge-in to the sink's abort returning, if the turn was interrupted."""
+        if self._interrupted_at is None or self.sink.aborted_at is None:
+            return None
+        return (self.sink.aborted_at - self._interrupted_at) * 1000
+
+    @property
+    def audio(self) -> list[AudioChunk]:
+        """The audio heard (everything handed to the sink, cut at the heard length)."""
+        left = self.sink.heard_seconds if self.sink.heard_seconds is not None else math.inf
+        out: list[AudioChunk] = []
+        for chunk in self.sink.chunks:
+            if left <= 0:
+                break
+            n = min(len(chunk.samples), round(left * chunk.sample_rate))
+            out.append(AudioChunk(chunk.samples[:n], chunk.sample_rate, chunk.text_index))
+            left -= chunk.duration
+        return out
+
+
+class Conversation:
+    """Turns spoken through one pipeline (models stay loaded), with a bounded history."""
+
+    def __init__(
+        self,
+        pipeline: Pipeline,
+        *,
+        system: str | None = None,
+        budget_chars: int = DEFAULT_BUDGET_CHARS,
+    ) -> None:
+        self.pipeline = pipeline
+        self.history = History(budget_chars, system if system is not None else pipeline.system)
+        self.last: Turn | None = None
+
+    @asynccontextmanager
+    async def turn(
+        self, text: str, sink: AudioSink, *, on_speech: Callable[[str], None] | None = None
+    ) -> AsyncIterator[Turn]:
+        """Answer ``text`` into ``sink``; on leaving, record what was heard in the history.
+
+        ``on_speech(text)`` is called with each chunk's speech text as its audio starts to
+        play, to show the answer in step with the voice.
+        """
+        messages = self.history.messages(text)
+        turn = Turn(text, HeardSink(sink))
+        if on_speech is not None:
+            show = on_speech
+
+            def started(index: int) -> None:
+                if turn.run is not None and index < len(turn.run.chunks):
+                    show(turn.run.chunks[index])
+
+            turn.sink.on_speech = started
+        try:
+            with turn._scope:
+                async with self.pipeline.run(messages, turn.sink) as run:
+                    turn.run = run
+                    yield turn
+        finally:
+            self._record(turn)
+
+    def _record(self, turn: Turn) -> None:
+        run = turn.run
+        if run is None:
+            return
+        if turn._interrupted_at is not None:
+            run.timeline.add(tl.Event(BARGE_IN, turn._interrupted_at))
+        if turn.sink.aborted_at is not None:
+            run.timeline.add(tl.Event(SINK_ABORTED, turn.sink.aborted_at))
+        if turn.sink.aborted_at is None and not turn.interrupted:
+            # Finished: everything released was played (a failed provider stops early, but
+            # what it said was still spoken), so the history keeps the text as written.
+            turn.heard = " ".join(run.chunks)
+            said = run.answer.strip() or turn.heard
+        else:
+            turn.interrupted = True
+            heard_seconds = turn.sink.heard_seconds
+            if heard_seconds is None:
+                heard_seconds = turn.sink.written_seconds
+            turn.heard, _ = heard_text(run.chunks, turn.sink.chunk_seconds, heard_seconds)
+            said = f"{turn.heard}{CUT_MARK}" if turn.heard else NOTHING_HEARD
+        self.history.add(Exchange(turn.user, said, interrupted=turn.interrupted))
+        self.last = turn
+
+    def reset(self) -> None:
+        """Forget the conversation (the system prompt stays)."""
+        self.history.reset()
+        self.last = None
+
+    async def save(self, text_path: str | Path, audio_path: str | Path | None = None) -> None:
+        """Write the conversation as text, and the last answer's heard audio as a WAV file."""
+        try:
+            await anyio.Path(text_path).write_text(self.history.transcript(), encoding="utf-8")
+        except OSError as exc:
+            raise AudioError(f"cannot write {text_path}: {exc.strerror or exc}") from exc
+        if audio_path is None:
+            return
+        wav = WavFileSink(audio_path, sample_rate=self.pipeline.tts.sample_rate)
+        await wav.start()
+        for chunk in self.last.audio if self.last is not None else []:
+            await wav.write(chunk)
+        await wav.finish()

@@ -1,0 +1,1 @@
+"""`voicepipe serve`: the pipeline behind HTTP (see ``app`` for the routes)."""

@@ -1,0 +1,1 @@
+"""Streaming HTTP for the network providers: requests, retries, timeouts, SSE, keys, errors."""

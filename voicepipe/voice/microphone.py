@@ -1,0 +1,128 @@
+"""The microphone: mono int16 at 16 kHz through a sounddevice ``InputStream``."""
+
+from __future__ import annotations
+
+import math
+import time
+from collections import deque
+from collections.abc import AsyncGenerator
+from typing import Any
+
+import anyio
+import numpy as np
+import numpy.typing as npt
+
+from voicepipe.audio.chunk import Samples
+from voicepipe.audio.devices import list_devices, portaudio, resolve
+from voicepipe.audio.resample import Resampler
+from voicepipe.errors import AudioError
+from voicepipe.voice.vad import LISTEN_RATE
+
+NO_MICROPHONE = "no microphone found; chat without --listen and type"
+
+
+def _sounddevice() -> Any:
+    return portaudio(f"{NO_MICROPHONE} (PortAudio is not installed)")
+
+
+def input_devices() -> list[dict[str, Any]]:
+    """PortAudio's input devices: index, name, channels, default rate, and which is default."""
+    return list_devices("input", f"{NO_MICROPHONE} (PortAudio is not installed)")
+
+
+def resolve_input_device(device: str | int | None) -> int | None:
+    """Turn ``--input-device`` (index, or part of a name) into a PortAudio index; fail clearly."""
+    return resolve(device, input_devices(), "input", NO_MICROPHONE)
+
+
+class Microphone:
+    """Mono int16 blocks at ``LISTEN_RATE`` from an input device, while open.
+
+    The PortAudio callback only appends each block to a bounded deque (thread-safe, never
+    blocks); ``blocks()`` drains it once per block period. If the consumer falls more than
+    ``max_buffer_s`` behind, the oldest audio is dropped and counted in ``dropped_blocks``.
+    Blocks captured while ``paused`` are discarded.
+    """
+
+    def __init__(
+        self, device: str | int | None = None, *, block_ms: float = 20.0, max_buffer_s: float = 10.0
+    ) -> None:
+        self.device = device
+        self.block_ms = block_ms
+        self.max_buffer_s = max_buffer_s
+        self.paused = False
+        self.dropped_blocks = 0
+        self.sample_rate = LISTEN_RATE  # the device's rate once open
+        self._blocks: deque[npt.NDArray[np.int16]] = deque(
+            maxlen=max(1, math.ceil(max_buffer_s * 1000 / block_ms))
+        )
+        self._stream: Any = None
+        self._resampler: Resampler | None = None
+
+    async def __aenter__(self) -> Microphone:
+        await anyio.to_thread.run_sync(self._open)
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await anyio.to_thread.run_sync(self._close)
+
+    def _open(self) -> None:
+        sd = _sounddevice()
+        index = resolve_input_device(self.device)
+        rate = LISTEN_RATE
+        try:
+            sd.check_input_settings(device=index, channels=1, dtype="int16", samplerate=rate)
+        except Exception:
+            info = sd.query_devices(index, "input")
+            rate = int(info["default_samplerate"])
+        self.sample_rate = rate
+        self._resampler = Resampler(rate, LISTEN_RATE) if rate != LISTEN_RATE else None
+        blocksize = max(1, round(rate * self.block_ms / 1000))
+        try:
+            self._stream = sd.InputStream(
+                device=index,
+                channels=1,
+                dtype="int16",
+                samplerate=rate,
+                blocksize=blocksize,
+                callback=self._capture,
+            )
+            self._stream.start()
+        except Exception as exc:
+            self._stream = None
+            raise AudioError(f"cannot open the microphone: {exc}") from exc
+
+    def _capture(self, indata: Any, frames: int, when: Any, status: Any) -> None:
+        """The PortAudio callback (its own thread): keep a copy of the block, never block."""
+        if self.paused:
+            return
+        if len(self._blocks) == self._blocks.maxlen:
+            self.dropped_blocks += 1
+        self._blocks.append(np.array(indata[:, 0], dtype=np.int16))
+
+    def _close(self) -> None:
+        if self._stream is not None:
+            try:
+                self._stream.abort()
+                self._stream.close()
+            except Exception:  # already gone: nothing left to release
+                pass
+            self._stream = None
+
+    def discard(self) -> None:
+        """Drop the audio captured but not yet read (e.g. the end of the assistant's speech)."""
+        self._blocks.clear()
+
+    async def blocks(self) -> AsyncGenerator[Samples, None]:
+        """The captured audio, block by block, at ``LISTEN_RATE``; runs until cancelled."""
+        period = self.block_ms / 1000
+        next_at = time.perf_counter()
+        while True:
+            while self._blocks:
+                block = self._blocks.popleft()
+                if self._resampler is not None:
+                    block = self._resampler.process(block)
+                if block.size:
+                    yield block
+            next_at = max(next_at + period, time.perf_counter())
+            await anyio.sleep(next_at - time.perf_counter())
