@@ -29,6 +29,8 @@ from pathlib import Path
 import anyio
 import numpy as np
 
+from voicepipe.lifecycle import Lifecycle
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
@@ -46,7 +48,7 @@ def rss_mb() -> float:
     raise RuntimeError("no VmRSS in /proc/self/status")
 
 
-class ToneEngine:
+class ToneEngine(Lifecycle):
     """A fast TTS stand-in: 0.4 s of tone per word at 22.05 kHz, in 0.5 s pieces."""
 
     name = "tone"

@@ -30,6 +30,7 @@ from voicepipe import Pipeline, WavFileSink
 from voicepipe.audio.chunk import AudioChunk
 from voicepipe.audio.sinks.null import NullSink
 from voicepipe.errors import ProviderError, StreamInterrupted
+from voicepipe.lifecycle import Lifecycle
 from voicepipe.llm.base import Message
 from voicepipe.llm.text import TextSource
 
@@ -54,7 +55,7 @@ class FlakyText(TextSource):
             yield token
 
 
-class ToneEngine:
+class ToneEngine(Lifecycle):
     """A fast TTS: 20 ms of tone per word, in two pieces; sometimes fails."""
 
     name = "tone"

@@ -14,6 +14,7 @@ import numpy as np
 
 from voicepipe.audio.chunk import AudioChunk
 from voicepipe.errors import ProviderError
+from voicepipe.lifecycle import Lifecycle
 
 
 def tone_for(text: str, sample_rate: int, seconds_per_word: float) -> np.ndarray:
@@ -25,7 +26,7 @@ def tone_for(text: str, sample_rate: int, seconds_per_word: float) -> np.ndarray
     return (np.sin(2 * np.pi * freq * t) * 8000 + 1).astype(np.int16)  # +1: no exact zeros
 
 
-class ToneTTS:
+class ToneTTS(Lifecycle):
     name = "tone"
 
     def __init__(

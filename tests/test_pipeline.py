@@ -16,6 +16,7 @@ from voicepipe import timeline as tl
 from voicepipe.audio.sinks.files import WavFileSink
 from voicepipe.audio.sinks.null import NullSink
 from voicepipe.errors import AudioError, ConfigError, StreamInterrupted
+from voicepipe.lifecycle import Lifecycle
 from voicepipe.llm.base import Message
 from voicepipe.llm.text import TextSource
 from voicepipe.pipeline import AudioPlayed, Pipeline, StageFailed, TextChunk, TextDelta
@@ -33,7 +34,7 @@ def wav_samples(path: Path) -> np.ndarray:
         return np.frombuffer(w.readframes(w.getnframes()), "<i2")
 
 
-class FailingSource:
+class FailingSource(Lifecycle):
     """Streams some words, then fails the way a dropped provider connection does."""
 
     name = "failing"

@@ -23,8 +23,10 @@ from voicepipe.audio.queue import AudioQueue
 from voicepipe.audio.sinks.base import AudioSink
 from voicepipe.audio.sinks.null import NullSink
 from voicepipe.errors import ConfigError, ProviderError, VoicepipeError
+from voicepipe.lifecycle import aclose_all, prepare_all
 from voicepipe.llm.base import Message, TokenSource
 from voicepipe.metrics import RunMetrics, run_metrics
+from voicepipe.taskgroups import single_error
 from voicepipe.text.sentences import Chunking, SentenceBuffer
 from voicepipe.text.speech import SpeechNormalizer
 from voicepipe.timeline import Timeline
@@ -103,30 +105,6 @@ def as_messages(prompt: str | Sequence[Message], system: str | None) -> list[Mes
     return messages
 
 
-def single_error(group: BaseExceptionGroup[BaseException]) -> BaseException:
-    """The one real error in a task group's exception group (cancellations aside), else the group.
-
-    Task groups wrap even a single failure; callers want the VoicepipeError itself.
-    """
-    cancelled = anyio.get_cancelled_exc_class()
-    leaves: list[BaseException] = []
-
-    def walk(exc: BaseException) -> None:
-        if isinstance(exc, BaseExceptionGroup):
-            for inner in exc.exceptions:
-                walk(inner)
-        elif not isinstance(exc, cancelled):
-            leaves.append(exc)
-
-    walk(group)
-    ours = [e for e in leaves if isinstance(e, VoicepipeError)]
-    if len(leaves) == 1:
-        return leaves[0]
-    if ours and all(isinstance(e, VoicepipeError) for e in leaves):
-        return ours[0]
-    return group
-
-
 class Pacer:
     """Releases text held back for chunk growth just before playback would need it.
 
@@ -197,29 +175,22 @@ class Pipeline:
         self._rtf = 0.3  # the TTS's measured real-time factor (smoothed); a cautious start
 
     async def prepare(self) -> None:
-        """Load the models now (each provider that has a ``prepare``), concurrently."""
-        try:
-            async with anyio.create_task_group() as tg:
-                for part in (self.llm, self.tts):
-                    prepare = getattr(part, "prepare", None)
-                    if prepare is not None:
-                        tg.start_soon(prepare)
-        except BaseExceptionGroup as group:
-            raise single_error(group) from None
+        """Load both models now, concurrently.
+
+        :raises ConfigError: a model is missing or misconfigured.
+        :raises ProviderError: a provider could not be started.
+        """
+        await prepare_all((self.llm, self.tts))
 
     async def aclose(self) -> None:
-        for part in (self.llm, self.tts):
-            close = getattr(part, "aclose", None)
-            if close is not None:
-                await close()
+        await aclose_all((self.llm, self.tts))
 
     async def __aenter__(self) -> Pipeline:
         await self.prepare()
         return self
 
     async def __aexit__(self, *exc: object) -> None:
-        with anyio.CancelScope(shield=True):
-            await self.aclose()
+        await self.aclose()
 
     async def speak(self, prompt: str | Sequence[Message], sink: AudioSink | None = None) -> Run:
         """Run one answer to the end and return it (raises what the run raised)."""

@@ -27,6 +27,7 @@ from voicepipe.audio.chunk import AudioChunk
 from voicepipe.audio.sinks.heard import heard_text
 from voicepipe.audio.sinks.null import NullSink
 from voicepipe.cli.chat import ChatSession, Keyboard, save_paths, voice_spec
+from voicepipe.lifecycle import Lifecycle
 from voicepipe.llm.base import Message
 from voicepipe.llm.text import TextSource
 from voicepipe.pipeline import AudioPlayed, Pipeline
@@ -40,7 +41,7 @@ ANSWER = (
 LOUD = tone(0.8, amplitude=16000, freq=500)  # the user, 18 dB above the assistant's ECHO
 
 
-class ScriptedLLM:
+class ScriptedLLM(Lifecycle):
     """Answers with ``answer(messages)`` word by word; records requests and closes."""
 
     name = "scripted"

@@ -25,6 +25,7 @@ import anyio
 from voicepipe import timeline as tl
 from voicepipe.audio.sinks.null import NullSink
 from voicepipe.errors import ConfigError, ProviderError
+from voicepipe.lifecycle import aclose_all
 from voicepipe.llm.base import TokenSource
 from voicepipe.metrics import (
     SUMMARY_FIELDS,
@@ -252,11 +253,7 @@ async def bench(
                 if on_run is not None:
                     on_run(BenchProgress(done, total, result.config, is_warmup, measured))
     finally:
-        with anyio.CancelScope(shield=True):
-            for part in (*llms.values(), *ttss.values()):
-                close = getattr(part, "aclose", None)
-                if close is not None:
-                    await close()
+        await aclose_all((*llms.values(), *ttss.values()))
     return results
 
 

@@ -4,23 +4,26 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from voicepipe.errors import AudioError
+from voicepipe.errors import AudioError, NoDevice
 
 Direction = Literal["input", "output"]
 
 
-def portaudio(missing: str) -> Any:
-    """The sounddevice module; ``missing`` is the AudioError's message without PortAudio."""
+def portaudio(direction: Direction) -> Any:
+    """The sounddevice module.
+
+    :raises NoDevice: PortAudio (libportaudio2) is not installed.
+    """
     try:
         import sounddevice
     except OSError as exc:  # libportaudio2 is not installed
-        raise AudioError(missing) from exc
+        raise NoDevice(direction, portaudio_missing=True) from exc
     return sounddevice
 
 
-def list_devices(direction: Direction, missing: str) -> list[dict[str, Any]]:
+def list_devices(direction: Direction) -> list[dict[str, Any]]:
     """Devices that can ``direction`` audio: index, name, channels, default rate, default."""
-    sd = portaudio(missing)
+    sd = portaudio(direction)
     try:
         default = sd.default.device[0 if direction == "input" else 1]
         devices = sd.query_devices()
@@ -40,15 +43,15 @@ def list_devices(direction: Direction, missing: str) -> list[dict[str, Any]]:
     ]
 
 
-def resolve(
-    device: str | int | None, devices: list[dict[str, Any]], direction: Direction, none: str
-) -> int | None:
-    """The index ``device`` (an index, or part of a name) names among ``devices``.
+def resolve(device: str | int | None, direction: Direction) -> int | None:
+    """The PortAudio index ``device`` (an index, or part of a name) names; None: the default.
 
-    ``none`` is the error when there are no such devices at all; None picks the default.
+    :raises NoDevice: there is no ``direction`` device at all.
+    :raises AudioError: ``device`` names none, or several, of them.
     """
+    devices = list_devices(direction)
     if not devices:
-        raise AudioError(none)
+        raise NoDevice(direction)
     if device is None:
         return None
     if isinstance(device, int) or device.isdigit():

@@ -20,8 +20,9 @@ from voicepipe.cli.common import (
     err,
     require_prompt,
 )
+from voicepipe.cli.hints import with_hint
 from voicepipe.errors import ConfigError, VoicepipeError
-from voicepipe.pipeline import single_error
+from voicepipe.taskgroups import single_error
 
 COMMANDS = (say, synth, bench, split, devices, chat, traces, serve)
 
@@ -67,12 +68,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         if args.debug:
             raise
-        err(f"error: {exc}")
+        err(f"error: {with_hint(exc)}")
         return EXIT_USAGE
     except VoicepipeError as exc:
         if args.debug:
             raise
-        err(f"error: {exc}")
+        err(f"error: {with_hint(exc)}")
         return EXIT_ERROR
     except BrokenPipeError:
         return EXIT_ERROR

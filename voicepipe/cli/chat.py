@@ -28,7 +28,7 @@ from voicepipe.audio.chunk import Samples
 from voicepipe.audio.sinks.base import AudioSink
 from voicepipe.audio.sinks.null import NullSink
 from voicepipe.cli.common import add_pipeline_options, err, make_pipeline
-from voicepipe.errors import AudioError, ConfigError, VoicepipeError
+from voicepipe.errors import ConfigError, NoDevice, VoicepipeError
 from voicepipe.providers import TTS_PROVIDERS, make_tts
 from voicepipe.voice.listener import ECHO_HOLDOFF_S, Listener
 from voicepipe.voice.microphone import Microphone
@@ -350,16 +350,12 @@ class ChatSession:
         pipe = self.conversation.pipeline
         try:
             engine = make_tts(voice_spec(name), url=self.tts_url)
-            prepare = getattr(engine, "prepare", None)
-            if prepare is not None:
-                await prepare()
+            await engine.prepare()
         except VoicepipeError as exc:
             self.write(f"voice unchanged: {exc}\n")
             return
         old, pipe.tts = pipe.tts, engine
-        close = getattr(old, "aclose", None)
-        if close is not None:
-            await close()
+        await old.aclose()
         self.write(f"(voice: {voice_spec(name)})\n")
 
     async def save(self, target: str) -> None:
@@ -456,7 +452,7 @@ class ChatSession:
 
 
 async def run(args: argparse.Namespace) -> int:
-    from voicepipe.audio.sinks.playback import resolve_device
+    from voicepipe.audio.devices import resolve
 
     if args.history_chars < 0:
         raise ConfigError("--history-chars must be 0 or more")
@@ -466,13 +462,12 @@ async def run(args: argparse.Namespace) -> int:
         args.system = PERSONA
     playback = True
     try:
-        resolve_device(args.device)
-    except AudioError as exc:
+        resolve(args.device, "output")
+    except NoDevice as exc:
         if args.device is not None:
             raise
         playback = False
-        reason = str(exc).split(";")[0]
-        err(f"{reason}: answers are shown as text only (/save FILE keeps an answer's audio)")
+        err(f"{exc}: answers are shown as text only (/save FILE keeps an answer's audio)")
     transcriber = make_stt(args.stt, url=args.stt_url) if args.listen else None
     keyboard = Keyboard(sys.stdin)
     try:

@@ -29,9 +29,8 @@ def _show(title: str, devices: list[dict[str, Any]], empty: str) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from voicepipe.audio.sinks.playback import output_devices
-    from voicepipe.voice.microphone import input_devices
+    from voicepipe.audio.devices import list_devices
 
-    _show("outputs", output_devices(), "none (write audio to a file with -o FILE)")
-    _show("inputs", input_devices(), "none (chat without --listen and type)")
+    _show("outputs", list_devices("output"), "none (write audio to a file with -o FILE)")
+    _show("inputs", list_devices("input"), "none (chat without --listen and type)")
     return 0

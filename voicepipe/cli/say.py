@@ -18,7 +18,7 @@ from voicepipe.cli.common import (
     print_metrics,
     record_trace,
 )
-from voicepipe.errors import AudioError
+from voicepipe.errors import NoDevice
 from voicepipe.pipeline import TextDelta
 
 FALLBACK_WAV = "voicepipe-answer.wav"
@@ -55,16 +55,17 @@ async def speak(args: argparse.Namespace, sink: AudioSink, show_text: bool) -> N
 
 
 async def run(args: argparse.Namespace) -> int:
-    from voicepipe.audio.sinks.playback import PlaybackSink, resolve_device
+    from voicepipe.audio.devices import resolve
+    from voicepipe.audio.sinks.playback import PlaybackSink
 
     sinks: list[AudioSink] = []
     try:
-        resolve_device(args.device)
+        resolve(args.device, "output")
         sinks.append(PlaybackSink(args.device))
-    except AudioError as exc:
+    except NoDevice as exc:
         if args.device is not None:
             raise
-        reason = str(exc).split(";")[0]
+        reason = str(exc)
         if args.output:
             err(f"{reason}: writing the answer to {args.output} only")
         else:

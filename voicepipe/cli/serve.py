@@ -89,13 +89,10 @@ def build_providers(
     args: argparse.Namespace,
 ) -> tuple[dict[str, TokenSource], dict[str, TTSEngine]]:
     """The LLMs and voices the server offers, keyed by their spec."""
-    from voicepipe.llm.limited import LimitedSource
-
-    llms: dict[str, TokenSource] = {}
-    for spec in args.llm or ["local"]:
-        llm = make_llm(spec, url=args.llm_url, max_tokens=args.max_tokens, seed=args.seed)
-        # The embedded llama.cpp server has a single slot: queue its requests here.
-        llms[spec] = LimitedSource(llm, 1) if llm.name == "local" else llm
+    llms = {
+        spec: make_llm(spec, url=args.llm_url, max_tokens=args.max_tokens, seed=args.seed)
+        for spec in args.llm or ["local"]
+    }
     ttses = {spec: make_tts(spec, url=args.tts_url) for spec in args.tts or ["piper"]}
     return llms, ttses
 

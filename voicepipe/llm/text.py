@@ -8,12 +8,13 @@ from collections.abc import AsyncGenerator, Sequence
 import anyio
 import anyio.lowlevel
 
+from voicepipe.lifecycle import Lifecycle
 from voicepipe.llm.base import Message
 
 _TOKENS = re.compile(r"\s*\S+")
 
 
-class TextSource:
+class TextSource(Lifecycle):
     """Streams the last user message back word by word, ``tokens_per_second`` at a time.
 
     ``tokens_per_second=0`` streams as fast as the consumer takes it.

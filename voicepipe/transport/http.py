@@ -25,7 +25,8 @@ import anyio
 import httpx
 from httpx_sse import EventSource, ServerSentEvent
 
-from voicepipe.errors import ConfigError, ProviderError, StreamInterrupted
+from voicepipe.errors import ConfigError, MissingKey, ProviderError, StreamInterrupted
+from voicepipe.lifecycle import Lifecycle
 
 __all__ = [
     "DEFAULT_RETRY",
@@ -89,10 +90,7 @@ def env_key(var: str, provider: str) -> str:
     """Return the API key in environment variable ``var``, or raise ConfigError naming it."""
     value = os.environ.get(var, "").strip()
     if not value:
-        raise ConfigError(
-            f"{provider} needs an API key: set the environment variable {var} "
-            f"(export {var}=...) or pass api_key= explicitly"
-        )
+        raise MissingKey(provider, var)
     return value
 
 
@@ -265,7 +263,7 @@ async def drain(rest: AsyncIterator[object], seconds: float = 0.25) -> None:
 Owner = TypeVar("Owner", bound="ClientOwner")
 
 
-class ClientOwner:
+class ClientOwner(Lifecycle):
     """Holds a provider's httpx client: the caller's, or one created on first use and reused.
 
     Reusing one client keeps connections alive between sentences (no new TLS handshake per

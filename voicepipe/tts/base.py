@@ -18,4 +18,12 @@ class TTSEngine(Protocol):
     name: str
     sample_rate: int
 
+    async def prepare(self) -> None:
+        """Load the voice or open connections before the first request (no-op if none)."""
+        ...
+
+    async def aclose(self) -> None:
+        """Release the voice, threads and connections."""
+        ...
+
     def synthesize(self, text: str, text_index: int = 0) -> AsyncGenerator[AudioChunk, None]: ...

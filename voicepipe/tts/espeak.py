@@ -16,6 +16,7 @@ from anyio.abc import Process
 
 from voicepipe.audio.chunk import AudioChunk
 from voicepipe.errors import ConfigError, ProviderError
+from voicepipe.lifecycle import Lifecycle
 from voicepipe.tts.httpaudio import wav_chunks
 
 __all__ = ["EspeakTTS"]
@@ -25,7 +26,7 @@ _DEFAULT_RATE = 22050
 _INSTALL_HINT = "install espeak-ng: apt-get install espeak-ng (macOS: brew install espeak-ng)"
 
 
-class EspeakTTS:
+class EspeakTTS(Lifecycle):
     """Speech from the ``espeak-ng`` program; ``voice`` as in ``espeak-ng --voices``.
 
     ``rate_wpm`` is the speaking rate in words per minute (espeak's default is 175).

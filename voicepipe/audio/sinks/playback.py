@@ -12,33 +12,9 @@ import anyio
 import numpy as np
 
 from voicepipe.audio.chunk import AudioChunk, Samples
-from voicepipe.audio.devices import list_devices, portaudio, resolve
+from voicepipe.audio.devices import portaudio, resolve
 from voicepipe.audio.joins import SinkFeed
 from voicepipe.errors import AudioError
-
-NO_PORTAUDIO = (
-    "playback needs PortAudio (apt-get install libportaudio2); "
-    "or write the audio to a file with -o FILE"
-)
-
-
-def _sounddevice() -> Any:
-    return portaudio(NO_PORTAUDIO)
-
-
-def output_devices() -> list[dict[str, Any]]:
-    """PortAudio's output devices: index, name, channels, default rate, and which is default."""
-    return list_devices("output", NO_PORTAUDIO)
-
-
-def resolve_device(device: str | int | None) -> int | None:
-    """Turn ``--device`` (index, or part of a name) into a PortAudio index; fail clearly."""
-    return resolve(
-        device,
-        output_devices(),
-        "output",
-        "no audio output device found; write the audio to a file with -o FILE",
-    )
 
 
 class PlaybackSink:
@@ -91,12 +67,12 @@ class PlaybackSink:
         self._underruns: list[tuple[float, float]] = []
 
     async def start(self) -> None:
-        self._device_index = resolve_device(self.device)
+        self._device_index = resolve(self.device, "output")
 
     def _open(self, rate: int) -> None:
         """Open the device at ``rate`` in mono if it takes that, else at its own rate and
         channel count (audio is resampled once and copied to every channel)."""
-        sd = _sounddevice()
+        sd = portaudio("output")
         try:
             info = sd.query_devices(self._device_index, "output")
         except Exception as exc:
