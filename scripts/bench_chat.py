@@ -62,7 +62,8 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
     from voicepipe.audio.sinks.null import NullSink
     from voicepipe.audio.sinks.playback import PlaybackSink
     from voicepipe.cli.chat import PERSONA, Keyboard
-    from voicepipe.pipeline import AudioPlayed, Pipeline
+    from voicepipe.events import AudioPlayed
+    from voicepipe.pipeline import Pipeline
     from voicepipe.providers import make_llm, make_tts
 
     def sink() -> AudioSink:

@@ -16,10 +16,11 @@ from voicepipe import timeline as tl
 from voicepipe.audio.sinks.files import WavFileSink
 from voicepipe.audio.sinks.null import NullSink
 from voicepipe.errors import AudioError, ConfigError, StreamInterrupted
+from voicepipe.events import AudioPlayed, StageFailed, TextChunk, TextDelta
 from voicepipe.lifecycle import Lifecycle
 from voicepipe.llm.base import Message
 from voicepipe.llm.text import TextSource
-from voicepipe.pipeline import AudioPlayed, Pipeline, StageFailed, TextChunk, TextDelta
+from voicepipe.pipeline import Pipeline
 
 pytestmark = pytest.mark.anyio
 

@@ -25,16 +25,9 @@ from voicepipe.errors import (
     StreamInterrupted,
     VoicepipeError,
 )
+from voicepipe.events import AudioPlayed, PipelineEvent, StageFailed, TextChunk, TextDelta
 from voicepipe.metrics import RunMetrics, run_metrics, summarize
-from voicepipe.pipeline import (
-    AudioPlayed,
-    Pipeline,
-    PipelineEvent,
-    Run,
-    StageFailed,
-    TextChunk,
-    TextDelta,
-)
+from voicepipe.pipeline import Pipeline, Run
 from voicepipe.providers import make_llm, make_tts
 from voicepipe.text.sentences import SentenceBuffer, split_sentences
 from voicepipe.text.speech import SpeechNormalizer, to_speech

@@ -27,10 +27,11 @@ from voicepipe.audio.chunk import AudioChunk
 from voicepipe.audio.sinks.heard import heard_text
 from voicepipe.audio.sinks.null import NullSink
 from voicepipe.cli.chat import ChatSession, Keyboard, save_paths, voice_spec
+from voicepipe.events import AudioPlayed
 from voicepipe.lifecycle import Lifecycle
 from voicepipe.llm.base import Message
 from voicepipe.llm.text import TextSource
-from voicepipe.pipeline import AudioPlayed, Pipeline
+from voicepipe.pipeline import Pipeline
 from voicepipe.voice.listener import Listener
 from voicepipe.voice.microphone import Microphone
 

@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import anyio
@@ -35,9 +35,9 @@ from voicepipe.metrics import (
     stats,
     summarize,
 )
-from voicepipe.pipeline import CHUNKINGS, Pipeline, Run
+from voicepipe.pipeline import Pipeline, Run
 from voicepipe.providers import make_llm, make_tts
-from voicepipe.text.sentences import Chunking
+from voicepipe.text.sentences import Chunking, check_chunking
 from voicepipe.transport.http import Timeouts
 from voicepipe.tts.base import TTSEngine
 
@@ -88,10 +88,7 @@ class BenchConfig:
     seed: int | None = 0
 
     def __post_init__(self) -> None:
-        if self.chunking not in CHUNKINGS:
-            raise ConfigError(
-                f"unknown chunking {self.chunking!r}: use one of {', '.join(CHUNKINGS)}"
-            )
+        check_chunking(self.chunking)
 
     @property
     def label(self) -> str:
@@ -114,7 +111,7 @@ def compare(base: BenchConfig, spec: str) -> list[BenchConfig]:
     if key not in COMPARE_KEYS or not options:
         raise ConfigError(f"--compare takes KEY=A,B with KEY one of {', '.join(COMPARE_KEYS)}")
     if key == "chunking":
-        return [replace(base, chunking=cast(Chunking, v)) for v in options]  # checked on init
+        return [replace(base, chunking=check_chunking(v)) for v in options]
     return [replace(base, llm=v) if key == "llm" else replace(base, tts=v) for v in options]
 
 

@@ -23,8 +23,9 @@ from voicepipe.audio.sinks.base import AudioSink
 from voicepipe.audio.sinks.files import WavFileSink
 from voicepipe.audio.sinks.heard import HeardSink, heard_text
 from voicepipe.errors import AudioError
+from voicepipe.events import PipelineEvent
 from voicepipe.llm.base import Message
-from voicepipe.pipeline import Pipeline, PipelineEvent, Run
+from voicepipe.pipeline import Pipeline, Run
 
 BARGE_IN = "chat.barge_in"  # the user interrupted (a key, Ctrl-C): the origin of the stop latency
 SINK_ABORTED = "chat.sink_aborted"  # the sink's abort() returned: speech has stopped

@@ -9,8 +9,9 @@ from typing import Any, TextIO
 
 from voicepipe.errors import ConfigError
 from voicepipe.metrics import RunMetrics
-from voicepipe.pipeline import CHUNKINGS, Pipeline, Run
+from voicepipe.pipeline import Pipeline, Run
 from voicepipe.providers import LLM_PROVIDERS, TTS_PROVIDERS, make_llm, make_tts
+from voicepipe.text.sentences import CHUNKINGS
 from voicepipe.transport.http import Timeouts
 
 EXIT_ERROR, EXIT_USAGE, EXIT_INTERRUPTED = 1, 2, 130

@@ -19,7 +19,7 @@ from voicepipe.cli.common import (
     record_trace,
 )
 from voicepipe.errors import NoDevice
-from voicepipe.pipeline import TextDelta
+from voicepipe.events import TextDelta
 
 FALLBACK_WAV = "voicepipe-answer.wav"
 

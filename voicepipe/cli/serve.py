@@ -9,8 +9,8 @@ from typing import Any
 from voicepipe.cli.common import err, provider_help
 from voicepipe.errors import ConfigError
 from voicepipe.llm.base import TokenSource
-from voicepipe.pipeline import CHUNKINGS
 from voicepipe.providers import LLM_PROVIDERS, TTS_PROVIDERS, make_llm, make_tts
+from voicepipe.text.sentences import CHUNKINGS
 from voicepipe.tts.base import TTSEngine
 
 KEY_ENV = "VOICEPIPE_API_KEY"

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from typing import Any, BinaryIO
 
 from voicepipe.errors import ConfigError
-from voicepipe.pipeline import CHUNKINGS
+from voicepipe.text.sentences import CHUNKINGS
 
 
 def add_parser(sub: Any) -> None:

@@ -18,9 +18,24 @@ import sys
 import unicodedata
 from typing import Literal
 
-__all__ = ["Chunking", "SentenceBuffer", "split_sentences"]
+from voicepipe.errors import ConfigError
+
+__all__ = ["CHUNKINGS", "Chunking", "SentenceBuffer", "check_chunking", "split_sentences"]
 
 Chunking = Literal["sentence", "adaptive", "naive"]
+CHUNKINGS: tuple[Chunking, ...] = ("adaptive", "sentence", "naive")
+
+
+def check_chunking(value: object) -> Chunking:
+    """``value`` as a chunking policy; the one place the names are checked.
+
+    :raises ConfigError: it is not one of ``CHUNKINGS``.
+    """
+    for name in CHUNKINGS:
+        if value == name:
+            return name
+    raise ConfigError(f"unknown chunking {value!r}: use one of {', '.join(CHUNKINGS)}")
+
 
 # Terminals that need a following space (and a judgement) vs. ones that always end a sentence.
 _LATIN_TERMINALS = ".!?…‼⁇⁈⁉"
@@ -156,10 +171,7 @@ class SentenceBuffer:
         first_chunk_max_words: int = 12,
         max_chunk_chars: int = 300,
     ) -> None:
-        if chunking not in ("sentence", "adaptive", "naive"):
-            raise ValueError(
-                f"chunking must be 'sentence', 'adaptive' or 'naive', not {chunking!r}"
-            )
+        chunking = check_chunking(chunking)
         if max_chunk_chars < 1:
             raise ValueError("max_chunk_chars must be at least 1")
         self.chunking: Chunking = chunking

@@ -41,17 +41,19 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from voicepipe.audio.chunk import AudioChunk
 from voicepipe.audio.decode import find_ffmpeg
 from voicepipe.audio.resample import convert_rate
+from voicepipe.audio.sinks.null import NullSink
 from voicepipe.audio.sinks.stream import StreamSink
 from voicepipe.audio.wav import wav_header
 from voicepipe.errors import ConfigError, ProviderError, VoicepipeError
+from voicepipe.events import AudioPlayed, StageFailed, TextChunk
 from voicepipe.lifecycle import aclose_all, prepare_all
 from voicepipe.llm.base import Message as ChatMessage
 from voicepipe.llm.base import TokenSource
 from voicepipe.llm.limited import shareable
 from voicepipe.llm.text import TextSource
-from voicepipe.pipeline import CHUNKINGS, AudioPlayed, Pipeline, StageFailed, TextChunk
+from voicepipe.pipeline import Pipeline
 from voicepipe.taskgroups import single_error
-from voicepipe.text.sentences import Chunking
+from voicepipe.text.sentences import CHUNKINGS, Chunking, check_chunking
 from voicepipe.tts.base import TTSEngine
 
 __all__ = ["ServerSettings", "create_app"]
@@ -324,8 +326,7 @@ class VoicepipeServer:
     ) -> None:
         if not llms or not ttses:
             raise ConfigError("the server needs at least one LLM and one TTS engine")
-        if settings.chunking not in CHUNKINGS:
-            raise ConfigError(f"unknown chunking {settings.chunking!r}")
+        check_chunking(settings.chunking)
         self.llms = {key: shareable(llm) for key, llm in llms.items()}
         self.ttses = dict(ttses)
         self.settings = settings
@@ -397,9 +398,10 @@ class VoicepipeServer:
             llm = choose(self.llms, body.get("llm"), "llm")
             voice = body.get("voice") if body.get("tts") is None else body.get("tts")
             tts = choose(self.ttses, voice, "voice")
-            chunking = body.get("chunking", self.settings.chunking)
-            if chunking not in CHUNKINGS:
-                raise bad_request(f"chunking must be one of {', '.join(CHUNKINGS)}")
+            try:
+                chunking = check_chunking(body.get("chunking", self.settings.chunking))
+            except ConfigError as exc:
+                raise bad_request(str(exc)) from None
             self.sessions.acquire(self.settings.retry_after_s)
         except HTTPError as exc:
             return error_response(exc.status, str(exc), exc.kind, exc.headers)
@@ -420,7 +422,9 @@ class VoicepipeServer:
         self, pipe: Pipeline, messages: list[ChatMessage], emit: Emit, received: float
     ) -> None:
         """The SSE body: text and audio in the order the pipeline produced them, then the end."""
-        sink = StreamSink()
+        # Audio travels in the AudioPlayed events, in order with the text; the sink is the
+        # client's playback clock, so adaptive chunking grows chunks as it would at speakers.
+        sink = NullSink(realtime=True)
         first_audio: float | None = None
         sequence = 0
         reported: set[int] = set()
@@ -431,9 +435,7 @@ class VoicepipeServer:
                     if isinstance(event, TextChunk):
                         await emit(sse("text", {"index": event.index, "text": event.text}))
                     elif isinstance(event, AudioPlayed):
-                        # The sink got this chunk before the event was sent: it is waiting.
-                        chunk = sink.audio.receive_nowait()
-                        await emit(sse("audio", audio_payload(chunk, sequence)))
+                        await emit(sse("audio", audio_payload(event.chunk, sequence)))
                         sequence += 1
                         if first_audio is None:
                             first_audio = time.perf_counter()
@@ -446,8 +448,6 @@ class VoicepipeServer:
         except Exception as exc:
             log.exception("a chat stream failed")
             await emit(sse("error", {"stage": "server", "type": error_kind(exc), "message": ""}))
-        finally:
-            sink.audio.close()
         metrics: dict[str, Any] = {}
         if run is not None and run.timeline.first("llm.request") is not None:
             metrics.update(run.metrics.as_dict())
