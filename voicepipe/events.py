@@ -30,7 +30,8 @@ class AudioPlayed:
     """``chunk`` (audio for text chunk ``index``) was handed to the sink.
 
     The event carries the audio itself, so a consumer that forwards audio (an HTTP stream, a
-    recorder) needs no second channel and cannot get it out of order. Equality and repr leave the samples out.
+    recorder) needs no second channel and cannot get it out of order. Equality and repr
+    leave the samples out.
     """
 
     index: int

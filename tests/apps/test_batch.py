@@ -17,14 +17,8 @@ import pytest
 
 from tests import ROOT_DIR
 from tests.engines import ToneTTS, tone_for
-from voicepipe.apps.batch import (
-    BatchResult,
-    plan_batch,
-    read_prompts,
-    slug,
-    synthesize_batch,
-    write_manifest,
-)
+from voicepipe.apps.batch import BatchResult, plan_batch, slug, synthesize_batch, write_manifest
+from voicepipe.apps.prompts import read_prompts
 from voicepipe.audio.chunk import AudioChunk
 from voicepipe.errors import ConfigError, ProviderError
 from voicepipe.llm.text import TextSource

@@ -27,7 +27,6 @@ __all__ = [
     "BatchItem",
     "BatchResult",
     "plan_batch",
-    "read_prompts",
     "synthesize_batch",
     "write_manifest",
 ]
@@ -67,24 +66,6 @@ class BatchResult:
         out = asdict(self)
         out.update(out.pop("timings_ms"))
         return out
-
-
-def read_prompts(path: str | Path) -> list[str]:
-    """Prompts from a file, one a line; blank lines and lines starting with ``#`` are skipped."""
-    p = Path(path)
-    try:
-        lines = p.read_text(encoding="utf-8").splitlines()
-    except FileNotFoundError:
-        raise ConfigError(f"prompts file {p} not found") from None
-    except UnicodeDecodeError as exc:
-        raise ConfigError(f"prompts file {p} is not UTF-8 text (byte {exc.start})") from exc
-    except OSError as exc:
-        raise ConfigError(f"cannot read prompts file {p}: {exc.strerror or exc}") from exc
-    prompts = [line.strip() for line in lines]
-    prompts = [line for line in prompts if line and not line.startswith("#")]
-    if not prompts:
-        raise ConfigError(f"prompts file {p} has no prompts (one per line)")
-    return prompts
 
 
 def slug(text: str, max_chars: int = 40) -> str:

@@ -4,6 +4,9 @@
 answer, spoken into ``sink``; ``turn.interrupt()`` (a keypress, Ctrl-C) cancels the run, which
 stops every stage and aborts the sink. The history records only what was heard, marked where
 it was cut, so the model knows where it was interrupted.
+
+``VoiceInput`` is the user's voice: utterances from a ``Listener`` transcribed to text, and,
+passed to ``turn(..., voice=...)``, barge-in (the user talking over an answer interrupts it).
 """
 
 from __future__ import annotations
@@ -11,21 +14,26 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import anyio
+import numpy as np
+import numpy.typing as npt
 
 from voicepipe import timeline as tl
 from voicepipe.audio.chunk import AudioChunk
 from voicepipe.audio.sinks.base import AudioSink
 from voicepipe.audio.sinks.files import WavFileSink
 from voicepipe.audio.sinks.heard import HeardSink, heard_text
-from voicepipe.errors import AudioError
+from voicepipe.errors import AudioError, ConfigError
 from voicepipe.events import PipelineEvent
 from voicepipe.llm.base import Message
 from voicepipe.pipeline import Pipeline, Run
+from voicepipe.voice.base import Transcriber
+from voicepipe.voice.listener import ECHO_HOLDOFF_S, Listener
+from voicepipe.voice.vad import LISTEN_RATE
 
 BARGE_IN = "chat.barge_in"  # the user interrupted (a key, Ctrl-C): the origin of the stop latency
 SINK_ABORTED = "chat.sink_aborted"  # the sink's abort() returned: speech has stopped
@@ -86,6 +94,80 @@ class History:
             note = " [interrupted]" if e.interrupted else ""
             lines += [f"user: {e.user}", f"assistant: {e.assistant}{note}"]
         return "\n\n".join(lines) + "\n"
+
+
+class VoiceInput:
+    """The user's voice in a conversation: utterances in, text out, and barge-in by voice.
+
+    With ``barge_in`` the listener keeps hearing while an answer plays, with its threshold
+    raised above the assistant's own voice, and the user speaking up interrupts the turn;
+    without it the listener is paused while the assistant speaks (simple gating). After an
+    answer, ``holdoff_s`` of the room's echo is ignored. With no ``transcriber`` it serves
+    barge-in only (turns are typed).
+    """
+
+    def __init__(
+        self,
+        listener: Listener,
+        transcriber: Transcriber | None = None,
+        *,
+        barge_in: bool = True,
+        holdoff_s: float = ECHO_HOLDOFF_S,
+    ) -> None:
+        self.listener = listener
+        self.transcriber = transcriber
+        self.barge_in = barge_in
+        self.holdoff_s = holdoff_s
+
+    async def utterance(self) -> npt.NDArray[np.int16]:
+        """The next complete utterance (mono int16 at ``LISTEN_RATE``)."""
+        return await self.listener.next_utterance()
+
+    async def transcribe(self, samples: npt.NDArray[np.int16]) -> str:
+        """What was said; the microphone is paused meanwhile.
+
+        :raises ProviderError: the transcriber failed.
+        :raises ConfigError: there is no transcriber (barge-in only).
+        """
+        if self.transcriber is None:
+            raise ConfigError("this voice input has no transcriber: it can only barge in")
+        self.listener.pause()
+        try:
+            return await self.transcriber.transcribe(samples, LISTEN_RATE)
+        finally:
+            self.listener.resume()
+
+    @asynccontextmanager
+    async def answering(self, turn: Turn) -> AsyncIterator[None]:
+        """Around one answer: gate the microphone, or listen for the user barging in."""
+        listener = self.listener
+        if not self.barge_in:
+            listener.pause()  # the assistant's voice is never transcribed
+            try:
+                yield
+            finally:
+                listener.resume(self.holdoff_s)
+            return
+        listener.hear_echo()
+
+        async def watch() -> None:
+            await listener.wait_for_speech()
+            turn.interrupt()
+
+        try:
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(watch)
+                yield
+                tg.cancel_scope.cancel()
+        finally:
+            # An utterance that interrupted stays in the listener, pre-roll included, to be
+            # transcribed and answered as the next turn.
+            listener.playback_ended(self.holdoff_s)
+
+    def speech_started(self) -> None:
+        """The answer's audio started: the listener measures the assistant's echo level now."""
+        if self.barge_in:
+            self.listener.playback_started()
 
 
 @dataclass
@@ -150,28 +232,39 @@ class Conversation:
 
     @asynccontextmanager
     async def turn(
-        self, text: str, sink: AudioSink, *, on_speech: Callable[[str], None] | None = None
+        self,
+        text: str,
+        sink: AudioSink,
+        *,
+        on_speech: Callable[[str], None] | None = None,
+        voice: VoiceInput | None = None,
     ) -> AsyncIterator[Turn]:
         """Answer ``text`` into ``sink``; on leaving, record what was heard in the history.
 
         ``on_speech(text)`` is called with each chunk's speech text as its audio starts to
-        play, to show the answer in step with the voice.
+        play, to show the answer in step with the voice. With ``voice``, the user speaking
+        over the answer interrupts it (see ``VoiceInput``).
+
+        :raises VoicepipeError: a provider or the sink failed (what was heard is recorded).
         """
         messages = self.history.messages(text)
         turn = Turn(text, HeardSink(sink))
-        if on_speech is not None:
-            show = on_speech
 
-            def started(index: int) -> None:
-                if turn.run is not None and index < len(turn.run.chunks):
-                    show(turn.run.chunks[index])
+        def started(index: int) -> None:
+            if voice is not None:
+                voice.speech_started()
+            if on_speech is not None and turn.run is not None and index < len(turn.run.chunks):
+                on_speech(turn.run.chunks[index])
 
-            turn.sink.on_speech = started
+        turn.sink.on_speech = started
         try:
-            with turn._scope:
-                async with self.pipeline.run(messages, turn.sink) as run:
-                    turn.run = run
-                    yield turn
+            async with AsyncExitStack() as stack:
+                if voice is not None:
+                    await stack.enter_async_context(voice.answering(turn))
+                with turn._scope:
+                    async with self.pipeline.run(messages, turn.sink) as run:
+                        turn.run = run
+                        yield turn
         finally:
             self._record(turn)
 

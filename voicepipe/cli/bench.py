@@ -25,6 +25,7 @@ from voicepipe.apps.bench import (
     cold_start,
     compare,
 )
+from voicepipe.apps.prompts import read_prompts
 from voicepipe.cli.common import add_pipeline_options, timeouts
 from voicepipe.errors import ConfigError
 from voicepipe.metrics import SUMMARY_FIELDS, stats
@@ -99,14 +100,7 @@ async def _prompts(args: argparse.Namespace) -> list[str]:
     if args.prompts:
         if args.prompt.strip():
             raise ConfigError("give either PROMPT or --prompts FILE, not both")
-        try:
-            text = await anyio.Path(args.prompts).read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
-            raise ConfigError(f"cannot read prompts from {args.prompts}: {exc}") from exc
-        prompts = [line.strip() for line in text.splitlines() if line.strip()]
-        if not prompts:
-            raise ConfigError(f"{args.prompts} has no prompts: write one per line")
-        return prompts
+        return read_prompts(args.prompts)
     if not args.prompt.strip():
         raise ConfigError("the prompt is empty: say what the assistant should answer")
     return [args.prompt]

@@ -23,17 +23,18 @@ import anyio
 import numpy as np
 from anyio.abc import TaskStatus
 
-from voicepipe.apps.chat import DEFAULT_BUDGET_CHARS, Conversation, Turn
+from voicepipe.apps.chat import DEFAULT_BUDGET_CHARS, Conversation, Turn, VoiceInput
 from voicepipe.audio.chunk import Samples
 from voicepipe.audio.sinks.base import AudioSink
 from voicepipe.audio.sinks.null import NullSink
 from voicepipe.cli.common import add_pipeline_options, err, make_pipeline
 from voicepipe.errors import ConfigError, NoDevice, VoicepipeError
 from voicepipe.providers import TTS_PROVIDERS, make_tts
-from voicepipe.voice.listener import ECHO_HOLDOFF_S, Listener
+from voicepipe.voice.base import Transcriber
+from voicepipe.voice.listener import Listener
 from voicepipe.voice.microphone import Microphone
-from voicepipe.voice.stt import OpenAITranscriber, make_stt
-from voicepipe.voice.vad import LISTEN_RATE, VoiceActivity
+from voicepipe.voice.stt import make_stt
+from voicepipe.voice.vad import VoiceActivity
 
 PROMPT = "you> "
 PERSONA = (
@@ -209,12 +210,12 @@ class ChatSession:
         stats: bool = False,
         out: TextIO = sys.stdout,
         listener: Listener | None = None,
-        transcriber: OpenAITranscriber | None = None,
+        transcriber: Transcriber | None = None,
         voice_barge_in: bool = True,
     ) -> None:
-        self.listener = listener
-        self.voice_barge_in = voice_barge_in
-        self.transcriber = transcriber
+        self.voice = (
+            None if listener is None else VoiceInput(listener, transcriber, barge_in=voice_barge_in)
+        )
         self.conversation = conversation
         self.keyboard = keyboard
         self.playback = playback
@@ -262,8 +263,8 @@ class ChatSession:
     async def _loop(self) -> None:
         while True:
             self.write(PROMPT)
-            if self.listener is not None:
-                line = await self.listen_or_read(self.listener)
+            if self.voice is not None:
+                line = await self.listen_or_read(self.voice)
             else:
                 line = await self.keyboard.read_line()
             if line is None:  # Ctrl-D
@@ -278,32 +279,28 @@ class ChatSession:
                 continue
             await self.answer(text)
 
-    async def listen_or_read(self, listener: Listener) -> str | None:
+    async def listen_or_read(self, voice: VoiceInput) -> str | None:
         """The next typed line or transcribed utterance, whichever comes first.
 
         A transcription is echoed after the prompt, as if typed; one that heard nothing (or
         failed) is reported and the wait goes on.
         """
         while True:
-            value = await self._typed_or_spoken(listener)
+            value = await self._typed_or_spoken(voice)
             if not isinstance(value, np.ndarray):
                 return value
-            assert self.transcriber is not None
-            listener.pause()
             try:
-                text = await self.transcriber.transcribe(value, LISTEN_RATE)
+                text = await voice.transcribe(value)
             except VoicepipeError as exc:
                 self.write("\n")
                 err(f"error: {exc}")
                 text = ""
-            finally:
-                listener.resume()
             if text:
                 self.write(text + "\n")
                 return text
             self.write("(heard nothing)\n" + PROMPT)
 
-    async def _typed_or_spoken(self, listener: Listener) -> str | Samples | None:
+    async def _typed_or_spoken(self, voice: VoiceInput) -> str | Samples | None:
         """A typed line (None at Ctrl-D) or an utterance, whichever is complete first."""
         got: list[str | Samples | None] = []
         async with anyio.create_task_group() as tg:
@@ -313,7 +310,7 @@ class ChatSession:
                 tg.cancel_scope.cancel()
 
             async def spoken() -> None:
-                got.append(await listener.next_utterance())
+                got.append(await voice.utterance())
                 tg.cancel_scope.cancel()
 
             tg.start_soon(typed)
@@ -375,30 +372,21 @@ class ChatSession:
         listener, pre-roll included, to be transcribed and answered as the next turn.
         """
         spoken: list[str] = []
-        listener = self.listener
-        by_voice = listener is not None and self.voice_barge_in
 
         def show(chunk: str) -> None:
-            if listener is not None and by_voice:
-                listener.playback_started()
             self.write((" " if spoken else "") + chunk)
             spoken.append(chunk)
 
         turn: Turn | None = None
-        if listener is not None:
-            if by_voice:
-                listener.hear_echo()
-            else:
-                listener.pause()  # simple gating: the assistant's voice is never transcribed
         try:
             with self.keyboard.keys():
                 async with anyio.create_task_group() as tg:
-                    async with self.conversation.turn(text, self.make_sink(), on_speech=show) as t:
+                    async with self.conversation.turn(
+                        text, self.make_sink(), on_speech=show, voice=self.voice
+                    ) as t:
                         turn = self.turn = t
                         if self.keyboard.is_tty:
                             tg.start_soon(self._watch_keys, t)
-                        if listener is not None and by_voice:
-                            tg.start_soon(self._watch_voice, listener, t)
                         async for _ in t:
                             pass
                     tg.cancel_scope.cancel()
@@ -407,11 +395,6 @@ class ChatSession:
             err(f"error: {exc}")
         finally:
             self.turn = None
-            if listener is not None:
-                if by_voice:
-                    listener.playback_ended(ECHO_HOLDOFF_S)
-                else:
-                    listener.resume(ECHO_HOLDOFF_S)
         if turn is None:
             return
         if turn.interrupted:
@@ -427,10 +410,6 @@ class ChatSession:
 
     async def _watch_keys(self, turn: Turn) -> None:
         await self.keyboard.wait_key()
-        turn.interrupt()
-
-    async def _watch_voice(self, listener: Listener, turn: Turn) -> None:
-        await listener.wait_for_speech()
         turn.interrupt()
 
     def status(self, turn: Turn) -> None:
@@ -488,7 +467,7 @@ async def _chat(
     keyboard: Keyboard,
     playback: bool,
     listener: Listener | None,
-    transcriber: OpenAITranscriber | None,
+    transcriber: Transcriber | None,
 ) -> int:
     err("loading the models…")
     async with make_pipeline(args) as pipe:

@@ -115,7 +115,8 @@ async def run_batch(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 
-    from voicepipe.apps.batch import plan_batch, read_prompts, synthesize_batch, write_manifest
+    from voicepipe.apps.batch import plan_batch, synthesize_batch, write_manifest
+    from voicepipe.apps.prompts import read_prompts
 
     items = plan_batch(read_prompts(args.prompts), args.out_dir, args.format, args.names)
     out_dir = Path(args.out_dir)
