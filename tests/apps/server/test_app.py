@@ -18,7 +18,8 @@ import pytest
 from tests.engines import ToneTTS, tone_for
 from tests.servers import serve
 from tests.servers.llm import Behaviour, FakeLLM
-from voicepipe.apps.server.app import HTTPError, RateLimit, ServerSettings, create_app
+from voicepipe.apps.server.app import ServerSettings, create_app
+from voicepipe.apps.server.guards import HTTPError, RateLimit
 from voicepipe.lifecycle import Lifecycle
 from voicepipe.llm.base import Message
 from voicepipe.llm.limited import LimitedSource

@@ -14,21 +14,15 @@ A client that disconnects cancels its pipeline at once (the upstream LLM request
 
 from __future__ import annotations
 
-import base64
-import hmac
-import json
 import logging
-import math
-import threading
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import anyio
-from anyio.streams.memory import MemoryObjectReceiveStream
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
@@ -36,14 +30,35 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
-from starlette.types import ASGIApp, Receive, Scope, Send
 
-from voicepipe.audio.chunk import AudioChunk
+from voicepipe.apps.server.audio import (
+    OPENAI_PCM_RATE,
+    encode_mp3,
+    pcm_stream,
+    streaming_wav_header,
+)
+from voicepipe.apps.server.guards import (
+    BearerAuth,
+    HTTPError,
+    RateLimit,
+    Sessions,
+    bad_request,
+    error_response,
+)
+from voicepipe.apps.server.protocol import (
+    Emit,
+    LiveResponse,
+    audio_payload,
+    choose,
+    error_kind,
+    error_payload,
+    parse_messages,
+    read_json,
+    sse,
+)
 from voicepipe.audio.decode import find_ffmpeg
-from voicepipe.audio.resample import convert_rate
 from voicepipe.audio.sinks.null import NullSink
 from voicepipe.audio.sinks.stream import StreamSink
-from voicepipe.audio.wav import wav_header
 from voicepipe.errors import ConfigError, ProviderError, VoicepipeError
 from voicepipe.events import AudioPlayed, StageFailed, TextChunk
 from voicepipe.lifecycle import aclose_all, prepare_all
@@ -61,14 +76,11 @@ __all__ = ["ServerSettings", "create_app"]
 log = logging.getLogger("voicepipe.apps.server.app")
 
 WEB_DIR = Path(__file__).parent / "web"
-ROLES = ("system", "user", "assistant")
 # OpenAI's built-in voice names: stock OpenAI clients send one, so they mean "the default".
 OPENAI_VOICES = frozenset(
     "alloy ash ballad coral echo fable nova onyx sage shimmer verse marin cedar".split()
 )
 SPEECH_FORMATS = ("pcm", "wav", "mp3")
-OPENAI_PCM_RATE = 24000  # OpenAI's pcm format is 24 kHz s16le mono; clients assume it
-PUBLIC_PATHS = ("/", "/healthz", "/favicon.ico")
 
 
 @dataclass(frozen=True)
@@ -90,229 +102,6 @@ class ServerSettings:
     def __repr__(self) -> str:  # never show the key, e.g. in a log line or traceback
         key = "set" if self.api_key else "None"
         return f"ServerSettings(api_key={key}, max_sessions={self.max_sessions}, ...)"
-
-
-class HTTPError(Exception):
-    """A request the server refuses before any streaming: becomes a JSON error response."""
-
-    def __init__(
-        self, status: int, message: str, kind: str, headers: Mapping[str, str] | None = None
-    ) -> None:
-        super().__init__(message)
-        self.status = status
-        self.kind = kind
-        self.headers = dict(headers or {})
-
-
-def error_response(
-    status: int, message: str, kind: str, headers: Mapping[str, str] | None = None
-) -> JSONResponse:
-    """The OpenAI-style error body: ``{"error": {"message", "type"}}``."""
-    return JSONResponse(
-        {"error": {"message": message, "type": kind}}, status_code=status, headers=headers
-    )
-
-
-class Sessions:
-    """Counts streams in progress; refuses more than ``limit``. ``idle`` is set when none run."""
-
-    def __init__(self, limit: int) -> None:
-        self.limit = limit
-        self.active = 0
-        self.served = 0
-        self.idle = threading.Event()  # a threading.Event so tests and other loops can wait
-        self.idle.set()
-
-    def acquire(self, retry_after: int) -> None:
-        if self.active >= self.limit:
-            raise HTTPError(
-                429,
-                f"the server is busy ({self.limit} conversations in progress): try again shortly",
-                "rate_limit_exceeded",
-                {"retry-after": str(retry_after)},
-            )
-        self.active += 1
-        self.idle.clear()
-
-    def release(self) -> None:
-        self.active -= 1
-        self.served += 1
-        if self.active == 0:
-            self.idle.set()
-
-
-class RateLimit:
-    """A token bucket per client address: ``per_minute`` requests, refilled continuously."""
-
-    def __init__(self, per_minute: int, clock: Callable[[], float] = time.monotonic) -> None:
-        self.per_minute = per_minute
-        self.clock = clock
-        self._buckets: dict[str, tuple[float, float]] = {}  # client -> (tokens, last refill)
-
-    def take(self, client: str) -> None:
-        """Spend one request for ``client``, or raise a 429 saying when to come back."""
-        if self.per_minute <= 0:
-            return
-        now = self.clock()
-        rate = self.per_minute / 60.0
-        tokens, last = self._buckets.get(client, (float(self.per_minute), now))
-        tokens = min(float(self.per_minute), tokens + (now - last) * rate)
-        if tokens < 1.0:
-            self._buckets[client] = (tokens, now)
-            wait = max(1, math.ceil((1.0 - tokens) / rate))
-            raise HTTPError(
-                429,
-                f"too many requests from this client ({self.per_minute} a minute): "
-                f"try again in {wait} s",
-                "rate_limit_exceeded",
-                {"retry-after": str(wait)},
-            )
-        self._buckets[client] = (tokens - 1.0, now)
-        if len(self._buckets) > 10_000:  # forget the idlest clients rather than grow forever
-            for key, _ in sorted(self._buckets.items(), key=lambda kv: kv[1][1])[:5_000]:
-                del self._buckets[key]
-
-
-Emit = Callable[[bytes], Awaitable[None]]
-
-
-class LiveResponse(Response):
-    """A streamed response driven by ``produce(emit)``, cancelled at once on disconnect.
-
-    Headers go out with the first ``emit``, so an error raised before any output still gets
-    a proper status code; after that, the producer reports errors in-band. ``on_close`` runs
-    however the response ends (it frees the session slot).
-    """
-
-    def __init__(
-        self,
-        produce: Callable[[Emit], Awaitable[None]],
-        *,
-        media_type: str,
-        headers: Mapping[str, str] | None = None,
-        on_close: Callable[[], None] | None = None,
-    ) -> None:
-        # Not Response.__init__: it would declare an empty body's content-length.
-        self.status_code = 200
-        self.media_type = media_type
-        self.background = None
-        self.init_headers(headers)
-        self.produce = produce
-        self.on_close = on_close
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        started = False
-
-        async def emit(data: bytes) -> None:
-            nonlocal started
-            if not started:
-                started = True
-                await send(
-                    {"type": "http.response.start", "status": 200, "headers": self.raw_headers}
-                )
-            if data:
-                await send({"type": "http.response.body", "body": data, "more_body": True})
-
-        try:
-            async with anyio.create_task_group() as tg:
-
-                async def watch_disconnect() -> None:
-                    while True:
-                        message = await receive()
-                        if message["type"] == "http.disconnect":
-                            tg.cancel_scope.cancel()
-                            return
-
-                tg.start_soon(watch_disconnect)
-                try:
-                    await self.produce(emit)
-                except HTTPError as exc:
-                    if started:
-                        raise
-                    await error_response(exc.status, str(exc), exc.kind, exc.headers)(
-                        scope, receive, send
-                    )
-                else:
-                    await emit(b"")
-                    await send({"type": "http.response.body", "body": b"", "more_body": False})
-                tg.cancel_scope.cancel()
-        except OSError:
-            pass  # the client went away while we were sending
-        finally:
-            if self.on_close is not None:
-                self.on_close()
-
-
-def sse(event: str, data: Mapping[str, Any]) -> bytes:
-    """One Server-Sent Event: a name and a single-line JSON payload."""
-    return f"event: {event}\ndata: {json.dumps(data, separators=(',', ':'))}\n\n".encode()
-
-
-def error_kind(exc: BaseException) -> str:
-    return type(exc).__name__
-
-
-async def read_json(request: Request, limit: int) -> dict[str, Any]:
-    """The request's JSON object, refusing bodies over ``limit`` bytes before reading them."""
-    media = request.headers.get("content-type", "application/json").split(";")[0].strip()
-    if media.lower() not in ("application/json", ""):
-        raise HTTPError(
-            415, f"send the body as application/json, not {media[:60]}", "invalid_request_error"
-        )
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise HTTPError(413, f"request body over {limit} bytes", "request_too_large")
-    body = bytearray()
-    async for piece in request.stream():
-        body += piece
-        if len(body) > limit:
-            raise HTTPError(413, f"request body over {limit} bytes", "request_too_large")
-    try:
-        data = json.loads(body)
-    except ValueError:
-        raise HTTPError(400, "the body must be JSON", "invalid_request_error") from None
-    if not isinstance(data, dict):
-        raise HTTPError(400, "the body must be a JSON object", "invalid_request_error")
-    return data
-
-
-def bad_request(message: str) -> HTTPError:
-    return HTTPError(400, message, "invalid_request_error")
-
-
-def choose(table: Mapping[str, Any], wanted: Any, kind: str) -> str:
-    """The key of ``table`` a client asked for (the first, by default); only those are allowed."""
-    if wanted is None:
-        return next(iter(table))
-    if isinstance(wanted, str) and wanted in table:
-        return wanted
-    raise bad_request(f"unknown {kind} {wanted!r}: this server offers {', '.join(table)}")
-
-
-def parse_messages(body: Mapping[str, Any], limit: int) -> list[ChatMessage]:
-    """``messages`` (a chat) or ``prompt`` (one user turn), checked."""
-    if "messages" in body:
-        raw = body["messages"]
-        if not isinstance(raw, list) or not raw:
-            raise bad_request("messages must be a non-empty list of {role, content} objects")
-        if len(raw) > limit:
-            raise bad_request(f"too many messages (at most {limit})")
-        messages: list[ChatMessage] = []
-        for m in raw:
-            role = m.get("role") if isinstance(m, dict) else None
-            content = m.get("content") if isinstance(m, dict) else None
-            if role not in ROLES or not isinstance(content, str):
-                raise bad_request(
-                    "each message needs a role (system, user or assistant) and string content"
-                )
-            messages.append({"role": role, "content": content})
-        if not any(m["role"] == "user" and m["content"].strip() for m in messages):
-            raise bad_request("messages need at least one non-empty user message")
-        return messages
-    prompt = body.get("prompt")
-    if not isinstance(prompt, str) or not prompt.strip():
-        raise bad_request("give a non-empty prompt (a string) or messages")
-    return [{"role": "user", "content": prompt}]
 
 
 class VoicepipeServer:
@@ -535,97 +324,6 @@ class VoicepipeServer:
                 status = 502 if isinstance(exc, ProviderError) else 500
                 raise HTTPError(status, str(exc), error_kind(exc)) from exc
             log.warning("speech stopped early: %s", exc)
-
-
-def audio_payload(chunk: AudioChunk, sequence: int) -> dict[str, Any]:
-    return {
-        "index": chunk.text_index,
-        "seq": sequence,
-        "sample_rate": chunk.sample_rate,
-        "format": "pcm_s16le",
-        "seconds": round(chunk.duration, 4),
-        "data": base64.b64encode(chunk.samples.astype("<i2").tobytes()).decode("ascii"),
-    }
-
-
-def error_payload(exc: VoicepipeError, stage: str) -> dict[str, Any]:
-    return {
-        "stage": stage,
-        "type": error_kind(exc),
-        "message": str(exc),
-        "retryable": bool(getattr(exc, "retryable", False)),
-    }
-
-
-async def pcm_stream(
-    audio: MemoryObjectReceiveStream[AudioChunk], rate: int
-) -> AsyncIterator[bytes]:
-    """s16le bytes at ``rate`` for each chunk the sink receives."""
-    async with audio:
-        async for chunk in audio:
-            samples = convert_rate(chunk.samples, chunk.sample_rate, rate)
-            yield samples.astype("<i2").tobytes()
-
-
-def streaming_wav_header(rate: int) -> bytes:
-    """A WAV header whose sizes are unknown (0xFFFFFFFF), as OpenAI streams it."""
-    header = bytearray(wav_header(rate, 0))
-    header[4:8] = b"\xff\xff\xff\xff"
-    header[40:44] = b"\xff\xff\xff\xff"
-    return bytes(header)
-
-
-async def encode_mp3(ffmpeg: str, pcm: AsyncIterator[bytes], rate: int, emit: Emit) -> None:
-    """Pipe PCM through ffmpeg and stream its MP3 output as it comes."""
-    command = [ffmpeg, "-hide_banner", "-loglevel", "error", "-f", "s16le", "-ar", str(rate)]
-    command += ["-ac", "1", "-i", "pipe:0", "-f", "mp3", "-b:a", "64k", "pipe:1"]
-    async with await anyio.open_process(command) as process:
-        assert process.stdin is not None and process.stdout is not None
-        stdin, stdout = process.stdin, process.stdout
-
-        async def feed() -> None:
-            async with stdin:
-                async for data in pcm:
-                    await stdin.send(data)
-
-        try:
-            async with anyio.create_task_group() as tg:
-                tg.start_soon(feed)
-                async for data in stdout:
-                    await emit(data)
-        finally:
-            if process.returncode is None:
-                process.kill()
-
-
-class BearerAuth:
-    """Requires ``Authorization: Bearer KEY`` on the API; the page and health check are open."""
-
-    def __init__(self, app: ASGIApp, key: str) -> None:
-        self.app = app
-        self._key = key.encode()
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"] in PUBLIC_PATHS:
-            await self.app(scope, receive, send)
-            return
-        if scope["path"].startswith("/web/"):
-            await self.app(scope, receive, send)
-            return
-        given = b""
-        for name, value in scope["headers"]:
-            if name == b"authorization" and value[:7].lower() == b"bearer ":
-                given = value[7:].strip()
-        if not hmac.compare_digest(given, self._key):
-            response = error_response(
-                401,
-                "missing or wrong API key: send Authorization: Bearer KEY",
-                "invalid_api_key",
-                {"www-authenticate": "Bearer"},
-            )
-            await response(scope, receive, send)
-            return
-        await self.app(scope, receive, send)
 
 
 def create_app(
