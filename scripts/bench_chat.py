@@ -61,7 +61,8 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
     from voicepipe.audio.sinks.base import AudioSink
     from voicepipe.audio.sinks.null import NullSink
     from voicepipe.audio.sinks.playback import PlaybackSink
-    from voicepipe.cli.chat import PERSONA, Keyboard
+    from voicepipe.cli.chat import PERSONA
+    from voicepipe.cli.keyboard import Keyboard
     from voicepipe.events import AudioPlayed
     from voicepipe.pipeline import Pipeline
     from voicepipe.providers import make_llm, make_tts
