@@ -14,7 +14,7 @@ from voicepipe.llm.base import TokenSource
 from voicepipe.tts.base import TTSEngine
 
 if TYPE_CHECKING:
-    from voicepipe.transport.http import Timeouts
+    from voicepipe.transport.settings import Timeouts
 
 
 @dataclass(frozen=True)

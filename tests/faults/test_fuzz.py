@@ -14,7 +14,10 @@ from hypothesis import strategies as st
 
 from voicepipe.audio.wavstream import WavFormatError, WavStreamParser
 from voicepipe.llm.ollama import NDJSONDecoder
-from voicepipe.transport.http import _parse_error_body, _retry_after, provider_message, redact
+from voicepipe.transport.keys import redact
+from voicepipe.transport.retry import retry_after as _retry_after
+from voicepipe.transport.wording import body_message as _parse_error_body
+from voicepipe.transport.wording import provider_message
 from voicepipe.tts.httpaudio import content_type_rate
 
 json_values: Any = st.recursive(

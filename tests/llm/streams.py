@@ -13,7 +13,7 @@ import anyio
 
 from tests.servers.llm import FakeLLM
 from voicepipe.llm.base import Message, TokenSource
-from voicepipe.transport.http import RetryPolicy
+from voicepipe.transport.settings import RetryPolicy
 
 TIMEOUT = 10.0  # seconds: bound for every async test
 PROMPT: list[Message] = [{"role": "user", "content": "Why is the sky blue?"}]

@@ -15,7 +15,7 @@ from tests.servers.llm import DEFAULT_TEXT, FakeLLM
 from voicepipe.errors import ConfigError, ProviderError, StreamInterrupted
 from voicepipe.llm.anthropic import AnthropicChat
 from voicepipe.llm.base import Message
-from voicepipe.transport.http import Timeouts
+from voicepipe.transport.settings import Timeouts
 
 pytestmark = pytest.mark.anyio
 

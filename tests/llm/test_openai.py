@@ -21,7 +21,7 @@ from tests.llm.streams import (
 from tests.servers.llm import DEFAULT_TEXT, FakeLLM
 from voicepipe.errors import ConfigError, ProviderError, StreamInterrupted
 from voicepipe.llm.openai import OpenAIChat
-from voicepipe.transport.http import RetryPolicy, Timeouts
+from voicepipe.transport.settings import RetryPolicy, Timeouts
 
 pytestmark = pytest.mark.anyio
 

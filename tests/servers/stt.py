@@ -2,7 +2,8 @@
 
 The multipart form is parsed by hand (byte for byte what the client sent); each request is
 kept in ``app.requests`` with its form fields, the uploaded file and the WAV's rate and
-length. ``app.text`` is the transcription; ``app.error_status`` makes it fail OpenAI's way.
+length. ``app.text`` is the transcription; ``app.error_status`` makes it fail OpenAI's way,
+``app.busy`` answers the next requests 503 and ``app.answer_delay`` holds every answer back.
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ import re
 import threading
 import wave
 from dataclasses import dataclass, field
+
+import anyio
 
 from tests.servers import Receive, Scope, Send, read_body
 
@@ -60,6 +63,8 @@ class FakeTranscriber:
     text: str = "What time is it?"
     error_status: int | None = None
     error_message: str = "Invalid file format."
+    busy: int = 0  # this many more requests are answered 503 (then it transcribes)
+    answer_delay: float = 0.0  # seconds before any answer starts
     requests: list[Upload] = field(default_factory=list)
     received: threading.Event = field(default_factory=threading.Event)
 
@@ -91,6 +96,11 @@ class FakeTranscriber:
             pass  # not a WAV: the test sees sample_rate == 0
         self.requests.append(upload)
         self.received.set()
+        await anyio.sleep(self.answer_delay)
+        if self.busy > 0:
+            self.busy -= 1
+            await self._json(send, 503, {"error": {"message": "Server busy, try again."}})
+            return
         if self.error_status is not None:
             error = {"message": self.error_message, "type": "invalid_request_error"}
             await self._json(send, self.error_status, {"error": error})

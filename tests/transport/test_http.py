@@ -14,19 +14,11 @@ import pytest
 from tests.llm.streams import TIMEOUT, assert_secret_hidden, server_saw_disconnect
 from tests.servers.llm import FakeLLM
 from voicepipe.errors import ConfigError, ProviderError, StreamInterrupted
-from voicepipe.transport.http import (
-    RetryPolicy,
-    Timeouts,
-    _retry_after,
-    _safe_cause,
-    env_key,
-    iter_body,
-    json_object,
-    open_stream,
-    provider_key,
-    provider_message,
-    redact,
-)
+from voicepipe.transport.keys import env_key, provider_key, redact, redacted_cause
+from voicepipe.transport.retry import retry_after
+from voicepipe.transport.settings import RetryPolicy, Timeouts
+from voicepipe.transport.stream import iter_body, open_stream
+from voicepipe.transport.wording import json_object, provider_message
 
 SECRET = "sk-secret-5f0c1d"
 FAST = RetryPolicy(max_retries=2, initial_delay=0.01, max_delay=0.02)
@@ -88,22 +80,22 @@ def test_provider_message_shapes(payload: object, message: str | None) -> None:
 
 def test_foreign_exceptions_mentioning_a_secret_are_replaced() -> None:
     leaky = httpx.ConnectError(f"cannot reach https://x.test/?key={SECRET}")
-    stand_in = _safe_cause(leaky, [SECRET])
+    stand_in = redacted_cause(leaky, [SECRET])
     assert stand_in is not leaky
     assert "ConnectError" in str(stand_in) and "key=***" in str(stand_in)
     assert_secret_hidden(stand_in, SECRET)
     harmless = httpx.ConnectError("connection refused")
-    assert _safe_cause(harmless, [SECRET]) is harmless
+    assert redacted_cause(harmless, [SECRET]) is harmless
 
 
 def test_retry_after_forms() -> None:
-    assert _retry_after(httpx.Headers({"retry-after-ms": "250", "retry-after": "9"})) == 0.25
-    assert _retry_after(httpx.Headers({"retry-after": "1.5"})) == 1.5
+    assert retry_after(httpx.Headers({"retry-after-ms": "250", "retry-after": "9"})) == 0.25
+    assert retry_after(httpx.Headers({"retry-after": "1.5"})) == 1.5
     future = email.utils.formatdate(time.time() + 30, usegmt=True)
-    seconds = _retry_after(httpx.Headers({"retry-after": future}))
+    seconds = retry_after(httpx.Headers({"retry-after": future}))
     assert seconds is not None and 25 < seconds <= 31
-    assert _retry_after(httpx.Headers({"retry-after": "soon"})) is None
-    assert _retry_after(httpx.Headers({})) is None
+    assert retry_after(httpx.Headers({"retry-after": "soon"})) is None
+    assert retry_after(httpx.Headers({})) is None
 
 
 async def _open(base_url: str, **kwargs: object) -> list[bytes]:

@@ -9,7 +9,7 @@ import numpy as np
 import numpy.typing as npt
 
 from voicepipe.audio.chunk import AudioChunk
-from voicepipe.transport.http import RetryPolicy
+from voicepipe.transport.settings import RetryPolicy
 
 # Retries that still happen, without the seconds of real backoff.
 FAST_RETRY = RetryPolicy(initial_delay=0.01, max_delay=0.05)

@@ -3,6 +3,7 @@ from __future__ import annotations
 from contextlib import aclosing
 
 import anyio
+import httpx
 import numpy as np
 import pytest
 
@@ -76,8 +77,27 @@ async def test_bad_key_shows_elevenlabs_message_without_the_key(
             await collect(tts.synthesize(TEXT))
     text = str(caught.value)
     assert caught.value.status == 401 and caught.value.provider == "elevenlabs"
-    assert "Invalid API key" in text and "ELEVENLABS_API_KEY" in text
+    # The key was passed in, not read from ELEVENLABS_API_KEY: the hint does not name it.
+    assert "Invalid API key" in text and "check the API key" in text
     assert KEY not in text
+
+
+async def test_bad_key_from_the_environment_names_the_variable(
+    tts_server: RunningServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """ElevenLabs' own host (reached through a proxy that is the fake) gets the key from the
+    environment; its 401 names the variable, never the key."""
+    monkeypatch.setenv("ELEVENLABS_API_KEY", KEY)
+    tts_server.app.behaviour = Behaviour(api_key="another-key", error_style="elevenlabs")
+    async with httpx.AsyncClient(proxy=tts_server.url) as client:
+        tts = ElevenLabsTTS(
+            VOICE, base_url="http://api.elevenlabs.io", client=client, retry=FAST_RETRY
+        )
+        with pytest.raises(ProviderError) as caught:
+            await collect(tts.synthesize(TEXT))
+    assert tts_server.app.requests[0].headers["xi-api-key"] == KEY  # it was sent
+    assert caught.value.status == 401 and "ELEVENLABS_API_KEY" in str(caught.value)
+    assert KEY not in str(caught.value)
 
 
 async def test_busy_server_is_retried(tts_server: RunningServer) -> None:

@@ -12,7 +12,7 @@ from tests.tts.chunks import FAST_RETRY, collect, joined
 from tests.tts.conftest import RunningServer
 from voicepipe.audio.chunk import AudioChunk
 from voicepipe.errors import AudioError, ConfigError, ProviderError, StreamInterrupted
-from voicepipe.transport.http import RetryPolicy
+from voicepipe.transport.settings import RetryPolicy
 from voicepipe.tts.openai import OpenAITTS
 
 pytestmark = pytest.mark.anyio

@@ -38,7 +38,7 @@ from voicepipe.metrics import (
 from voicepipe.pipeline import Pipeline, Run
 from voicepipe.providers import make_llm, make_tts
 from voicepipe.text.sentences import Chunking, check_chunking
-from voicepipe.transport.http import Timeouts
+from voicepipe.transport.settings import Timeouts
 from voicepipe.tts.base import TTSEngine
 
 __all__ = [

@@ -12,7 +12,7 @@ from voicepipe.metrics import RunMetrics
 from voicepipe.pipeline import Pipeline, Run
 from voicepipe.providers import LLM_PROVIDERS, TTS_PROVIDERS, make_llm, make_tts
 from voicepipe.text.sentences import CHUNKINGS
-from voicepipe.transport.http import Timeouts
+from voicepipe.transport.settings import Timeouts
 
 EXIT_ERROR, EXIT_USAGE, EXIT_INTERRUPTED = 1, 2, 130
 

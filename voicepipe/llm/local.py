@@ -157,10 +157,22 @@ class LocalChat:
         self._chat: OpenAIChat | None = None  # made once the server's port is known
 
     async def prepare(self) -> None:
-        """Load the model now (otherwise the first request does)."""
+        """Load the model now (otherwise the first request does).
+
+        :raises MissingModel: the GGUF file or the package that carries it is not there.
+        :raises ConfigError: xllamacpp is not installed.
+        :raises ProviderError: llama.cpp could not load the model.
+        """
         await self.server.start()
 
     async def stream(self, messages: Sequence[Message]) -> AsyncGenerator[str, None]:
+        """Yield the answer's text deltas, starting the server first if ``prepare`` did not.
+
+        :raises MissingModel: the GGUF file or the package that carries it is not there.
+        :raises ConfigError: xllamacpp is not installed.
+        :raises ProviderError: llama.cpp could not load the model, or the request failed.
+        :raises StreamInterrupted: the stream failed after text was yielded.
+        """
         base = await self.server.start()
         if self._chat is None:
             self._chat = OpenAIChat(

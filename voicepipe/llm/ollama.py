@@ -3,27 +3,19 @@
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncGenerator, AsyncIterator, Sequence
-from contextlib import aclosing, asynccontextmanager
-from typing import Any
+from collections.abc import AsyncGenerator, Sequence
+from contextlib import aclosing
+from typing import Any, Unpack
 
 import httpx
 
 from voicepipe.errors import ConfigError, ProviderError
 from voicepipe.llm.base import Message
-from voicepipe.transport.http import (
-    DEFAULT_RETRY,
-    DEFAULT_TIMEOUTS,
-    ClientOwner,
-    RetryPolicy,
-    Timeouts,
-    drain,
-    iter_body,
-    json_object,
-    open_stream,
-    reported_error,
-    stream_error,
-)
+from voicepipe.transport.chat import ChatOptions, HTTPChat
+from voicepipe.transport.stream import StreamProgress
+from voicepipe.transport.wording import json_object
+
+__all__ = ["NDJSONDecoder", "OllamaChat", "ollama_base_url"]
 
 OLLAMA_DEFAULT_URL = "http://localhost:11434"
 DEFAULT_PORT = 11434
@@ -90,7 +82,7 @@ class NDJSONDecoder:
         return [line] if line else []
 
 
-class OllamaChat(ClientOwner):
+class OllamaChat(HTTPChat[bytes]):
     """Streams Ollama's ``/api/chat`` as text deltas; thinking text is not yielded.
 
     No key: Ollama has no authentication. After a stream, ``last_usage`` holds the final
@@ -98,68 +90,35 @@ class OllamaChat(ClientOwner):
     """
 
     name = "ollama"
+    end_marker = "its done line"
 
     def __init__(
         self,
         model: str,
         *,
         base_url: str | None = None,
-        client: httpx.AsyncClient | None = None,
-        timeouts: Timeouts = DEFAULT_TIMEOUTS,
-        retry: RetryPolicy = DEFAULT_RETRY,
         max_tokens: int | None = None,
-        temperature: float | None = None,
         keep_alive: str | None = None,
-        extra_body: dict[str, Any] | None = None,
+        **options: Unpack[ChatOptions],
     ) -> None:
-        self.model = model
-        self.base_url = ollama_base_url(base_url)
-        ClientOwner.__init__(self, client)  # one client reused across requests
-        self.timeouts = timeouts
-        self.retry = retry
-        self.max_tokens = max_tokens
-        self.temperature = temperature
+        super().__init__(model, ollama_base_url(base_url), max_tokens=max_tokens, **options)
         self.keep_alive = keep_alive
-        self.extra_body = dict(extra_body or {})
-        self.last_usage: dict[str, Any] | None = None
-        self.finish_reason: str | None = None
-
-    def __repr__(self) -> str:
-        return f"OllamaChat(model={self.model!r}, base_url={self.base_url!r})"
 
     def _payload(self, messages: Sequence[Message]) -> dict[str, Any]:
-        options: dict[str, Any] = {}
-        if self.max_tokens is not None:
-            options["num_predict"] = self.max_tokens
-        if self.temperature is not None:
-            options["temperature"] = self.temperature
-        payload: dict[str, Any] = {
-            "model": self.model,
-            "messages": [{"role": m["role"], "content": m["content"]} for m in messages],
-            "stream": True,
-        }
-        if options:
-            payload["options"] = options
-        if self.keep_alive is not None:
-            payload["keep_alive"] = self.keep_alive
-        payload.update(self.extra_body)
-        return payload
+        sampling = {"num_predict": self.max_tokens, "temperature": self.temperature}
+        options = {name: value for name, value in sampling.items() if value is not None}
+        return self._request_body(messages, options=options or None, keep_alive=self.keep_alive)
 
-    @asynccontextmanager
-    async def _open(
-        self, client: httpx.AsyncClient, messages: Sequence[Message]
-    ) -> AsyncIterator[httpx.Response]:
+    async def _frames(self, messages: Sequence[Message]) -> AsyncGenerator[bytes, None]:
+        """The answer's NDJSON lines; a 404 (an unknown model) says how to pull the model."""
+        decoder = NDJSONDecoder()
         try:
-            async with open_stream(
-                client,
-                "POST",
-                f"{self.base_url}/api/chat",
-                provider=self.name,
-                json=self._payload(messages),
-                timeouts=self.timeouts,
-                retry=self.retry,
-            ) as response:
-                yield response
+            async with self._post("/api/chat", json=self._payload(messages)) as response:
+                body = self._body(response)
+                async with aclosing(body):
+                    async for data in body:
+                        for line in decoder.feed(data):
+                            yield line
         except ProviderError as exc:
             if exc.status != 404:
                 raise
@@ -168,55 +127,19 @@ class OllamaChat(ClientOwner):
                 provider=self.name,
                 status=exc.status,
             ) from exc
-
-    async def _lines(self, response: httpx.Response) -> AsyncGenerator[bytes, None]:
-        decoder = NDJSONDecoder()
-        body = iter_body(response, provider=self.name, idle_timeout=self.timeouts.idle)
-        async with aclosing(body):
-            async for data in body:
-                for line in decoder.feed(data):
-                    yield line
         for line in decoder.flush():
             yield line
 
-    async def stream(self, messages: Sequence[Message]) -> AsyncGenerator[str, None]:
-        """Yield the answer's text deltas until the ``done`` line."""
-        self.last_usage = None
-        self.finish_reason = None
-        started = False
-        async with (
-            self._open(self._http(), messages) as response,
-            aclosing(self._lines(response)) as lines,
-        ):
-            async for line in lines:
-                obj = self._parse(line, started)
-                message = obj.get("message")
-                content = message.get("content") if isinstance(message, dict) else None
-                if isinstance(content, str) and content:
-                    started = True
-                    yield content
-                if obj.get("done"):
-                    self.finish_reason = str(obj.get("done_reason") or "stop")
-                    metrics = {k: v for k, v in obj.items() if k.endswith(("_count", "_duration"))}
-                    self.last_usage = metrics or None
-                    await drain(lines)
-                    return
-        raise stream_error(
-            f"{self.name} ended the stream before its done line; the answer may be cut short, "
-            "try again",
-            provider=self.name,
-            started=started,
+    def _read(self, frame: bytes, progress: StreamProgress) -> str | None:
+        """The message content of one NDJSON line; the ``done`` line ends the answer."""
+        obj = progress.json_frame(
+            json_object(frame), frame, kind="line", check="is this an Ollama server?"
         )
-
-    def _parse(self, line: bytes, started: bool) -> dict[str, Any]:
-        """Decode one NDJSON line; raise on a malformed line or an in-band error object."""
-        obj = json_object(line)
-        if obj is None:
-            raise stream_error(
-                f"{self.name} sent a malformed line {line[:120]!r}; is this an Ollama server?",
-                provider=self.name,
-                started=started,
-            )
-        if obj.get("error"):
-            raise reported_error(obj, provider=self.name, started=started)
-        return obj
+        if obj.get("done"):
+            self.finish_reason = str(obj.get("done_reason") or "stop")
+            metrics = {k: v for k, v in obj.items() if k.endswith(("_count", "_duration"))}
+            self.last_usage = metrics or None
+            progress.ended = True
+        message = obj.get("message")
+        content = message.get("content") if isinstance(message, dict) else None
+        return content if isinstance(content, str) else None

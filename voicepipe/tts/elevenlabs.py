@@ -6,35 +6,23 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator
-from contextlib import aclosing
-from urllib.parse import quote, urlsplit
+from collections.abc import AsyncGenerator, AsyncIterator
+from contextlib import AbstractAsyncContextManager
+from typing import Unpack
+from urllib.parse import quote
 
 import httpx
 
 from voicepipe.audio.chunk import AudioChunk
 from voicepipe.audio.decode import find_ffmpeg
 from voicepipe.errors import ConfigError
-from voicepipe.transport.http import (
-    DEFAULT_RETRY,
-    DEFAULT_TIMEOUTS,
-    RetryPolicy,
-    Timeouts,
-    iter_body,
-    open_stream,
-    provider_key,
-)
-from voicepipe.tts.httpaudio import (
-    ClientOwner,
-    check_audio_response,
-    compressed_chunks,
-    pcm_chunks,
-)
+from voicepipe.transport.keys import VendorKey
+from voicepipe.transport.provider import HTTPOptions
+from voicepipe.tts.httpaudio import HTTPSpeech, pcm_chunks
 
 __all__ = ["ElevenLabsTTS"]
 
 ELEVENLABS_BASE_URL = "https://api.elevenlabs.io"
-KEY_ENV = "ELEVENLABS_API_KEY"
 # Headerless G.711 needs its format spelled out for ffmpeg.
 _G711 = {"ulaw": "mulaw", "alaw": "alaw"}
 
@@ -52,13 +40,16 @@ def _parse_output_format(output_format: str) -> tuple[str, int]:
     )
 
 
-class ElevenLabsTTS(ClientOwner):
+class ElevenLabsTTS(HTTPSpeech):
     """Speech from ElevenLabs' streaming endpoint; the key is ``api_key`` or $ELEVENLABS_API_KEY.
 
     ``optimize_streaming_latency`` (0–4) trades quality for speed; ``None`` leaves it unset.
     """
 
     name = "elevenlabs"
+    key = VendorKey("ELEVENLABS_API_KEY", "elevenlabs.io")
+    key_header = "xi-api-key"
+    shown = ("voice_id", "model_id", "output_format")
 
     def __init__(
         self,
@@ -71,11 +62,8 @@ class ElevenLabsTTS(ClientOwner):
         optimize_streaming_latency: int | None = 3,
         voice_settings: dict[str, object] | None = None,
         language_code: str | None = None,
-        client: httpx.AsyncClient | None = None,
-        timeouts: Timeouts = DEFAULT_TIMEOUTS,
-        retry: RetryPolicy = DEFAULT_RETRY,
+        **options: Unpack[HTTPOptions],
     ) -> None:
-        super().__init__(client)
         if not voice_id.strip():
             raise ConfigError(
                 "ElevenLabs needs a voice id (e.g. elevenlabs:21m00Tcm4TlvDq8ikWAM); "
@@ -87,41 +75,17 @@ class ElevenLabsTTS(ClientOwner):
                 f"(got {optimize_streaming_latency})"
             )
         self._codec, self.sample_rate = _parse_output_format(output_format)
+        super().__init__(base_url, api_key=api_key, **options)
         self.voice_id = voice_id
         self.model_id = model_id
-        self.base_url = base_url.rstrip("/")
         self.output_format = output_format
         self.optimize_streaming_latency = optimize_streaming_latency
         self.voice_settings = voice_settings
         self.language_code = language_code
-        self.timeouts = timeouts
-        self.retry = retry
-        host = (urlsplit(self.base_url).hostname or "").lower()
-        self._api_key, _ = provider_key(
-            api_key,
-            official=host == "elevenlabs.io" or host.endswith(".elevenlabs.io"),
-            var=KEY_ENV,
-            provider=self.name,
-        )
-        self._ffmpeg = (
-            find_ffmpeg(f"ElevenLabs output_format {output_format!r}")
-            if self._codec != "pcm"
-            else None
-        )
+        if self._codec != "pcm":
+            self._ffmpeg = find_ffmpeg(f"ElevenLabs output_format {output_format!r}")
 
-    def __repr__(self) -> str:
-        return (
-            f"ElevenLabsTTS(voice_id={self.voice_id!r}, model_id={self.model_id!r}, "
-            f"output_format={self.output_format!r})"
-        )
-
-    def _set_rate(self, rate: int) -> None:
-        self.sample_rate = rate
-
-    async def synthesize(self, text: str, text_index: int = 0) -> AsyncGenerator[AudioChunk, None]:
-        """Yield the speech for ``text`` as it arrives; empty text yields nothing."""
-        if not text.strip():
-            return
+    def _post_speech(self, text: str) -> AbstractAsyncContextManager[httpx.Response]:
         payload: dict[str, object] = {"text": text, "model_id": self.model_id}
         if self.voice_settings is not None:
             payload["voice_settings"] = self.voice_settings
@@ -130,42 +94,15 @@ class ElevenLabsTTS(ClientOwner):
         params = {"output_format": self.output_format}
         if self.optimize_streaming_latency is not None:
             params["optimize_streaming_latency"] = str(self.optimize_streaming_latency)
-        headers = {"Accept": "audio/*"}
-        if self._api_key:
-            headers["xi-api-key"] = self._api_key
-        url = f"{self.base_url}/v1/text-to-speech/{quote(self.voice_id, safe='')}/stream"
-        async with open_stream(
-            self._http(),
-            "POST",
-            url,
-            provider=self.name,
-            json=payload,
-            headers=headers,
-            params=params,
-            timeouts=self.timeouts,
-            retry=self.retry,
-            secrets=(self._api_key,) if self._api_key else (),
-            key_env=KEY_ENV,
-        ) as response:
-            await check_audio_response(response, provider=self.name)
-            body = iter_body(response, provider=self.name, idle_timeout=self.timeouts.idle)
-            chunks: AsyncGenerator[AudioChunk, None]
-            if self._codec == "pcm":
-                chunks = pcm_chunks(body, sample_rate=self.sample_rate, text_index=text_index)
-            else:
-                assert self._ffmpeg is not None
-                input_args: list[str] = []
-                if self._codec in _G711:
-                    input_args = ["-f", _G711[self._codec], "-ar", str(self.sample_rate)]
-                    input_args += ["-ac", "1"]
-                chunks = compressed_chunks(
-                    body,
-                    provider=self.name,
-                    ffmpeg=self._ffmpeg,
-                    text_index=text_index,
-                    input_args=input_args,
-                    on_format=self._set_rate,
-                )
-            async with aclosing(chunks):
-                async for chunk in chunks:
-                    yield chunk
+        path = f"/v1/text-to-speech/{quote(self.voice_id, safe='')}/stream"
+        return self._post(path, json=payload, params=params, headers={"Accept": "audio/*"})
+
+    def _decode(
+        self, response: httpx.Response, body: AsyncIterator[bytes], text_index: int
+    ) -> AsyncGenerator[AudioChunk, None]:
+        if self._codec == "pcm":
+            return pcm_chunks(body, sample_rate=self.sample_rate, text_index=text_index)
+        input_args: list[str] = []
+        if self._codec in _G711:
+            input_args = ["-f", _G711[self._codec], "-ar", str(self.sample_rate), "-ac", "1"]
+        return self._compressed(body, text_index, input_args)

@@ -1,15 +1,15 @@
-"""What the HTTP TTS engines share: an owned, reused client and turning a body into AudioChunks.
+"""What the HTTP TTS engines share: the request loop, and turning a body into AudioChunks.
 
-Bodies are decoded as they arrive: raw PCM and WAV are yielded chunk by chunk (network chunks
-are not sample-aligned, so a partial sample is carried over); compressed formats are collected
-and decoded with ffmpeg at the end.
+:class:`HTTPSpeech` posts the text and decodes the answer; a vendor's class supplies only the
+request and which decoder fits its format. Bodies are decoded as they arrive: raw PCM and WAV
+are yielded chunk by chunk (network chunks are not sample-aligned, so a partial sample is
+carried over); compressed formats are collected and decoded with ffmpeg at the end.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Sequence
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, aclosing, asynccontextmanager
 from typing import TypeVar
 
 import httpx
@@ -20,10 +20,11 @@ from voicepipe.audio.decode import DecodeError, decode_audio
 from voicepipe.audio.resample import mix_to_mono
 from voicepipe.audio.wavstream import WavFormatError, WavStreamParser
 from voicepipe.errors import ProviderError
-from voicepipe.transport.http import ClientOwner, provider_message
+from voicepipe.transport.provider import HTTPProvider
+from voicepipe.transport.wording import body_message, media_type, read_error_body
 
 __all__ = [
-    "ClientOwner",
+    "HTTPSpeech",
     "check_audio_response",
     "closing",
     "compressed_chunks",
@@ -37,7 +38,6 @@ __all__ = [
 _MIN_CHUNK_SECONDS = 0.01
 # Decoded (compressed) audio is handed out in pieces of this length, like streamed audio.
 _DECODED_CHUNK_SECONDS = 0.25
-_MAX_ERROR_BODY = 64 * 1024
 
 T = TypeVar("T")
 
@@ -63,21 +63,15 @@ def content_type_rate(response: httpx.Response) -> int | None:
     return None
 
 
-async def check_audio_response(response: httpx.Response, *, provider: str) -> None:
-    """Raise ProviderError if a 2xx response carries JSON or text instead of audio."""
-    content_type = response.headers.get("content-type", "").split(";")[0].strip().lower()
+async def check_audio_response(response: httpx.Response, *, provider: str, seconds: float) -> None:
+    """Raise ProviderError if a 2xx response carries JSON or text instead of audio.
+
+    The body is read for at most ``seconds`` to find the server's message.
+    """
+    content_type = media_type(response)
     if not (content_type.startswith("text/") or content_type.endswith("json")):
         return
-    body = b""
-    async for data in response.aiter_bytes():
-        body += data
-        if len(body) > _MAX_ERROR_BODY:
-            break
-    text = body.decode("utf-8", errors="replace").strip()
-    try:
-        message = provider_message(json.loads(text)) or text
-    except ValueError:
-        message = text
+    message = body_message(await read_error_body(response, seconds=seconds), "")
     raise ProviderError(
         f"{provider} answered with {content_type} instead of audio: {message[:300]!r}; "
         "check the base URL and the response format",
@@ -175,3 +169,60 @@ async def compressed_chunks(
     step = max(1, int(rate * _DECODED_CHUNK_SECONDS))
     for start in range(0, len(samples), step):
         yield AudioChunk(samples[start : start + step].copy(), rate, text_index)
+
+
+class HTTPSpeech(HTTPProvider):
+    """A TTS engine behind an HTTP API: post the text, decode the audio as it arrives.
+
+    A vendor's class sets ``sample_rate`` and implements ``_post_speech`` (its request) and
+    ``_decode`` (which of the decoders above fits its format); ``_ffmpeg`` is the ffmpeg
+    binary for compressed formats (None when the format is streamed raw).
+    """
+
+    sample_rate: int
+    _ffmpeg: str | None = None
+
+    def _post_speech(self, text: str) -> AbstractAsyncContextManager[httpx.Response]:
+        """Send the request that speaks ``text`` (through ``_post``)."""
+        raise NotImplementedError
+
+    def _decode(
+        self, response: httpx.Response, body: AsyncIterator[bytes], text_index: int
+    ) -> AsyncGenerator[AudioChunk, None]:
+        """The audio in ``body``, as the format of ``response`` says to read it."""
+        raise NotImplementedError
+
+    def _set_rate(self, rate: int) -> None:
+        self.sample_rate = rate
+
+    def _compressed(
+        self, body: AsyncIterator[bytes], text_index: int, input_args: Sequence[str] = ()
+    ) -> AsyncGenerator[AudioChunk, None]:
+        """The whole compressed ``body`` decoded by ffmpeg; its rate becomes ``sample_rate``."""
+        assert self._ffmpeg is not None, "a compressed format without ffmpeg"
+        return compressed_chunks(
+            body,
+            provider=self.name,
+            ffmpeg=self._ffmpeg,
+            text_index=text_index,
+            input_args=input_args,
+            on_format=self._set_rate,
+        )
+
+    async def synthesize(self, text: str, text_index: int = 0) -> AsyncGenerator[AudioChunk, None]:
+        """Yield the speech for ``text`` as it arrives; empty text yields nothing.
+
+        :raises ConfigError: the base URL is not an http(s) URL.
+        :raises ProviderError: the request failed before any audio (HTTP status, no connection,
+            first-byte timeout, text or JSON instead of audio, undecodable audio);
+            ``retryable`` says if trying again may help.
+        :raises StreamInterrupted: the audio stalled or broke off after it had started.
+        """
+        if not text.strip():
+            return
+        async with self._post_speech(text) as response:
+            await check_audio_response(response, provider=self.name, seconds=self.timeouts.idle)
+            chunks = self._decode(response, self._body(response), text_index)
+            async with aclosing(chunks):
+                async for chunk in chunks:
+                    yield chunk

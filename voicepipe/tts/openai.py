@@ -7,50 +7,29 @@ synthesis time to the latency. Use ``pcm`` unless a server cannot produce it.
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator
-from contextlib import aclosing
-from typing import Literal
-from urllib.parse import urlsplit
+from collections.abc import AsyncGenerator, AsyncIterator
+from contextlib import AbstractAsyncContextManager
+from typing import Literal, Unpack
 
 import httpx
 
 from voicepipe.audio.chunk import AudioChunk
 from voicepipe.audio.decode import find_ffmpeg
 from voicepipe.errors import ConfigError
-from voicepipe.transport.http import (
-    DEFAULT_RETRY,
-    DEFAULT_TIMEOUTS,
-    RetryPolicy,
-    Timeouts,
-    iter_body,
-    open_stream,
-    provider_key,
-)
-from voicepipe.tts.httpaudio import (
-    ClientOwner,
-    check_audio_response,
-    compressed_chunks,
-    content_type_rate,
-    pcm_chunks,
-    wav_chunks,
-)
+from voicepipe.transport.keys import OPENAI_BASE_URL, OPENAI_KEY
+from voicepipe.transport.provider import HTTPOptions
+from voicepipe.tts.httpaudio import HTTPSpeech, content_type_rate, pcm_chunks, wav_chunks
 
 __all__ = ["OpenAITTS"]
 
 ResponseFormat = Literal["pcm", "wav", "mp3", "opus", "aac", "flac"]
 
-OPENAI_BASE_URL = "https://api.openai.com/v1"
-KEY_ENV = "OPENAI_API_KEY"
 _FORMATS = ("pcm", "wav", "mp3", "opus", "aac", "flac")
 # OpenAI's pcm and wav are 24 kHz; so are Kokoro's. A wav stream's header has the final word.
 _DEFAULT_RATE = 24000
 
 
-def _is_openai(base_url: str) -> bool:
-    return (urlsplit(base_url).hostname or "").lower() == "api.openai.com"
-
-
-class OpenAITTS(ClientOwner):
+class OpenAITTS(HTTPSpeech):
     """Speech from OpenAI's ``/audio/speech`` endpoint or an OpenAI-compatible server.
 
     The key is ``api_key`` or, for api.openai.com only, ``$OPENAI_API_KEY`` (never sent to other
@@ -58,6 +37,8 @@ class OpenAITTS(ClientOwner):
     """
 
     name = "openai"
+    key = OPENAI_KEY
+    shown = ("model", "voice", "base_url", "response_format")
 
     def __init__(
         self,
@@ -69,11 +50,8 @@ class OpenAITTS(ClientOwner):
         response_format: ResponseFormat = "pcm",
         speed: float | None = None,
         instructions: str | None = None,
-        client: httpx.AsyncClient | None = None,
-        timeouts: Timeouts = DEFAULT_TIMEOUTS,
-        retry: RetryPolicy = DEFAULT_RETRY,
+        **options: Unpack[HTTPOptions],
     ) -> None:
-        super().__init__(client)
         if response_format not in _FORMATS:
             raise ConfigError(
                 f"unknown OpenAI response_format {response_format!r}: use one of "
@@ -82,37 +60,17 @@ class OpenAITTS(ClientOwner):
             )
         if speed is not None and not 0.25 <= speed <= 4.0:
             raise ConfigError(f"OpenAI TTS speed must be between 0.25 and 4.0 (got {speed})")
+        super().__init__(base_url, api_key=api_key, **options)
         self.model = model
         self.voice = voice
-        self.base_url = base_url.rstrip("/")
         self.response_format: ResponseFormat = response_format
         self.speed = speed
         self.instructions = instructions
-        self.timeouts = timeouts
-        self.retry = retry
         self.sample_rate = _DEFAULT_RATE
-        self._api_key, _ = provider_key(
-            api_key, official=_is_openai(self.base_url), var=KEY_ENV, provider=self.name
-        )
-        self._ffmpeg = (
-            find_ffmpeg(f"OpenAI response_format {response_format!r}")
-            if response_format not in ("pcm", "wav")
-            else None
-        )
+        if response_format not in ("pcm", "wav"):
+            self._ffmpeg = find_ffmpeg(f"OpenAI response_format {response_format!r}")
 
-    def __repr__(self) -> str:
-        return (
-            f"OpenAITTS(model={self.model!r}, voice={self.voice!r}, base_url={self.base_url!r}, "
-            f"response_format={self.response_format!r})"
-        )
-
-    def _set_rate(self, rate: int) -> None:
-        self.sample_rate = rate
-
-    async def synthesize(self, text: str, text_index: int = 0) -> AsyncGenerator[AudioChunk, None]:
-        """Yield the speech for ``text`` as it arrives; empty text yields nothing."""
-        if not text.strip():
-            return
+    def _post_speech(self, text: str) -> AbstractAsyncContextManager[httpx.Response]:
         payload: dict[str, object] = {
             "model": self.model,
             "input": text,
@@ -124,40 +82,16 @@ class OpenAITTS(ClientOwner):
         if self.instructions is not None:
             payload["instructions"] = self.instructions
         headers = {"Accept": "application/octet-stream"}
-        if self._api_key:
-            headers["Authorization"] = f"Bearer {self._api_key}"
-        async with open_stream(
-            self._http(),
-            "POST",
-            f"{self.base_url}/audio/speech",
-            provider=self.name,
-            json=payload,
-            headers=headers,
-            timeouts=self.timeouts,
-            retry=self.retry,
-            secrets=(self._api_key,) if self._api_key else (),
-            key_env=KEY_ENV if _is_openai(self.base_url) else None,
-        ) as response:
-            await check_audio_response(response, provider=self.name)
-            body = iter_body(response, provider=self.name, idle_timeout=self.timeouts.idle)
-            chunks: AsyncGenerator[AudioChunk, None]
-            if self.response_format == "pcm":
-                rate = content_type_rate(response) or _DEFAULT_RATE
-                self.sample_rate = rate
-                chunks = pcm_chunks(body, sample_rate=rate, text_index=text_index)
-            elif self.response_format == "wav":
-                chunks = wav_chunks(
-                    body, provider=self.name, text_index=text_index, on_format=self._set_rate
-                )
-            else:
-                assert self._ffmpeg is not None
-                chunks = compressed_chunks(
-                    body,
-                    provider=self.name,
-                    ffmpeg=self._ffmpeg,
-                    text_index=text_index,
-                    on_format=self._set_rate,
-                )
-            async with aclosing(chunks):
-                async for chunk in chunks:
-                    yield chunk
+        return self._post("/audio/speech", json=payload, headers=headers)
+
+    def _decode(
+        self, response: httpx.Response, body: AsyncIterator[bytes], text_index: int
+    ) -> AsyncGenerator[AudioChunk, None]:
+        if self.response_format == "pcm":
+            self.sample_rate = content_type_rate(response) or _DEFAULT_RATE
+            return pcm_chunks(body, sample_rate=self.sample_rate, text_index=text_index)
+        if self.response_format == "wav":
+            return wav_chunks(
+                body, provider=self.name, text_index=text_index, on_format=self._set_rate
+            )
+        return self._compressed(body, text_index)

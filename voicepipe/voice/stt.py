@@ -7,26 +7,21 @@ whisper.cpp's server, speaches) speak the same protocol: point ``base_url`` at t
 
 from __future__ import annotations
 
-from urllib.parse import urlsplit
+from contextlib import aclosing
+from typing import Unpack
 
-import httpx
 import numpy as np
 import numpy.typing as npt
 
 from voicepipe.audio.wav import wav_header
 from voicepipe.errors import ConfigError, ProviderError
-from voicepipe.transport.http import (
-    ClientOwner,
-    json_object,
-    provider_key,
-    provider_message,
-    redact,
-)
+from voicepipe.transport.keys import OPENAI_BASE_URL, OPENAI_KEY
+from voicepipe.transport.provider import HTTPOptions, HTTPProvider
+from voicepipe.transport.settings import Timeouts
+from voicepipe.transport.wording import json_object
 
 __all__ = ["STT_PROVIDERS", "OpenAITranscriber", "make_stt", "wav_bytes"]
 
-OPENAI_BASE_URL = "https://api.openai.com/v1"
-KEY_ENV = "OPENAI_API_KEY"
 STT_PROVIDERS = {"openai": "openai:MODEL (default openai:whisper-1); --stt-url for a local server"}
 
 
@@ -36,18 +31,17 @@ def wav_bytes(samples: npt.NDArray[np.int16], sample_rate: int) -> bytes:
     return wav_header(sample_rate, len(data)) + data
 
 
-def _is_openai(base_url: str) -> bool:
-    return (urlsplit(base_url).hostname or "").lower() == "api.openai.com"
-
-
-class OpenAITranscriber(ClientOwner):
+class OpenAITranscriber(HTTPProvider):
     """Transcribes utterances with an OpenAI-compatible ``/audio/transcriptions`` endpoint.
 
     The key is ``api_key`` or, for api.openai.com only, ``$OPENAI_API_KEY`` (never sent to
-    other hosts).
+    other hosts). ``timeout`` is how long the transcription may take to start arriving, and
+    its longest pause; ``timeouts`` sets each phase instead.
     """
 
     name = "openai"
+    key = OPENAI_KEY
+    shown = ("model", "base_url")
 
     def __init__(
         self,
@@ -56,60 +50,38 @@ class OpenAITranscriber(ClientOwner):
         base_url: str = OPENAI_BASE_URL,
         api_key: str | None = None,
         language: str | None = None,
-        client: httpx.AsyncClient | None = None,
         timeout: float = 60.0,
+        **options: Unpack[HTTPOptions],
     ) -> None:
-        super().__init__(client)
+        options.setdefault("timeouts", Timeouts(first_byte=timeout, idle=timeout))
+        super().__init__(base_url, api_key=api_key, **options)
         self.model = model
-        self.base_url = base_url.rstrip("/")
         self.language = language
         self.timeout = timeout
-        self._api_key, _ = provider_key(
-            api_key, official=_is_openai(self.base_url), var=KEY_ENV, provider=self.name
-        )
-
-    def __repr__(self) -> str:
-        return f"OpenAITranscriber(model={self.model!r}, base_url={self.base_url!r})"
 
     async def transcribe(self, samples: npt.NDArray[np.int16], sample_rate: int) -> str:
-        """The text spoken in ``samples`` (mono int16), stripped; empty if nothing was heard."""
-        data: dict[str, str] = {"model": self.model, "response_format": "json"}
+        """The text spoken in ``samples`` (mono int16), stripped; empty if nothing was heard.
+
+        :raises ConfigError: the base URL is not an http(s) URL.
+        :raises ProviderError: the server failed, could not be reached or did not answer in
+            time (after the retries the policy allows), or its answer has no text.
+        :raises StreamInterrupted: the answer stalled or broke off while it was arriving.
+        """
+        fields: dict[str, str] = {"model": self.model, "response_format": "json"}
         if self.language:
-            data["language"] = self.language
-        headers = {"authorization": f"Bearer {self._api_key}"} if self._api_key else {}
-        url = f"{self.base_url}/audio/transcriptions"
-        secrets = [self._api_key or ""]
-        try:
-            response = await self._http().post(
-                url,
-                data=data,
-                files={"file": ("speech.wav", wav_bytes(samples, sample_rate), "audio/wav")},
-                headers=headers,
-                timeout=self.timeout,
-            )
-        except httpx.HTTPError as exc:
-            raise ProviderError(
-                redact(f"openai transcription request to {url} failed: {exc}; try again", secrets),
-                provider=self.name,
-                retryable=True,
-            ) from exc
-        payload = json_object(response.content)
-        if response.status_code >= 400:
-            message = provider_message(payload) or response.text.strip()[:300] or "no details"
-            raise ProviderError(
-                redact(
-                    f"openai transcription failed (HTTP {response.status_code}): {message}",
-                    secrets,
-                ),
-                provider=self.name,
-                status=response.status_code,
-                retryable=response.status_code in (408, 409, 429) or response.status_code >= 500,
-            )
+            fields["language"] = self.language
+        upload = {"file": ("speech.wav", wav_bytes(samples, sample_rate), "audio/wav")}
+        async with (
+            self._post("/audio/transcriptions", data=fields, files=upload) as response,
+            aclosing(self._body(response)) as body,
+        ):
+            answer = b"".join([chunk async for chunk in body])
+        payload = json_object(answer)
         text = payload.get("text") if payload is not None else None
         if not isinstance(text, str):
             raise ProviderError(
-                f"openai transcription answer from {url} has no text field; "
-                "check --stt-url points at an /audio/transcriptions server",
+                f"openai transcription answer from {self.base_url}/audio/transcriptions has "
+                "no text field; check --stt-url points at an /audio/transcriptions server",
                 provider=self.name,
                 status=response.status_code,
             )
