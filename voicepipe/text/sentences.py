@@ -9,6 +9,10 @@ and keeping a scan position (never rescanning) plus a bounded buffer is what kee
 Invariant (tested): the input is ``ws0 + c1 + ws1 + c2 + ... + cn + wsn`` where ``c1..cn`` are the
 emitted chunks, verbatim, and every ``ws_i`` is whitespace only (possibly empty, e.g. after a CJK
 full stop). Chunks are never empty and never start or end with whitespace.
+
+Why one module of ~700 lines: the scanner is one state machine (buffer, scan position, open
+quotes and brackets, the pending first-chunk decision) and every rule reads and moves that
+same state; split across modules it would need that state passed around or shared.
 """
 
 from __future__ import annotations
