@@ -8,7 +8,7 @@ releases them even while the caller is being cancelled.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 import anyio
 
@@ -24,8 +24,21 @@ class Managed(Protocol):
     async def aclose(self) -> None: ...
 
 
+Self = TypeVar("Self", bound="Lifecycle")
+
+
 class Lifecycle:
-    """No-op ``prepare``/``aclose`` for providers that load nothing and hold nothing."""
+    """No-op ``prepare``/``aclose`` for providers that load nothing and hold nothing.
+
+    ``async with provider:`` prepares it and closes it at the end.
+    """
+
+    async def __aenter__(self: Self) -> Self:
+        await self.prepare()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
 
     async def prepare(self) -> None:
         """Load models, start servers, warm caches: anything the first request would pay for.

@@ -21,23 +21,29 @@ def provider_help(table: dict[str, Any]) -> str:
     return "; ".join(f"{info.usage}: {info.summary}" for info in table.values())
 
 
+def add_provider_options(g: argparse._ArgumentGroup, *, repeatable: bool = False) -> None:
+    """--llm, --tts, their URLs and --system; ``repeatable``: a server offering several."""
+    many = ", repeatable" if repeatable else ""
+    for option, default, what, table in (
+        ("llm", "local", "token source", LLM_PROVIDERS),
+        ("tts", "piper", "TTS engine (a voice)", TTS_PROVIDERS),
+    ):
+        g.add_argument(
+            f"--{option}",
+            action="append" if repeatable else "store",
+            default=None if repeatable else default,
+            metavar="SPEC",
+            help=f"{what}{many} (default: {default}). {provider_help(table)}",
+        )
+        g.add_argument(
+            f"--{option}-url", metavar="URL", help=f"base URL for the {option.upper()} API"
+        )
+    g.add_argument("--system", metavar="TEXT", help="system prompt (the assistant's persona)")
+
+
 def add_pipeline_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("pipeline")
-    g.add_argument(
-        "--llm",
-        default="local",
-        metavar="SPEC",
-        help=f"token source (default: local). {provider_help(LLM_PROVIDERS)}",
-    )
-    g.add_argument("--llm-url", metavar="URL", help="base URL for the LLM provider's API")
-    g.add_argument(
-        "--tts",
-        default="piper",
-        metavar="SPEC",
-        help=f"TTS engine (default: piper). {provider_help(TTS_PROVIDERS)}",
-    )
-    g.add_argument("--tts-url", metavar="URL", help="base URL for the TTS provider's API")
-    g.add_argument("--system", metavar="TEXT", help="system prompt (the assistant's persona)")
+    add_provider_options(g)
     g.add_argument(
         "--chunking",
         choices=CHUNKINGS,

@@ -6,10 +6,10 @@ import argparse
 import os
 from typing import Any
 
-from voicepipe.cli.common import err, provider_help
+from voicepipe.cli.common import add_provider_options, err
 from voicepipe.errors import ConfigError
 from voicepipe.llm.base import TokenSource
-from voicepipe.providers import LLM_PROVIDERS, TTS_PROVIDERS, make_llm, make_tts
+from voicepipe.providers import make_llm, make_tts
 from voicepipe.text.sentences import CHUNKINGS
 from voicepipe.tts.base import TTSEngine
 
@@ -62,21 +62,7 @@ def add_parser(sub: Any) -> None:
     )
     p.add_argument("--access-log", action="store_true", help="log every request")
     g = p.add_argument_group("pipeline")
-    g.add_argument(
-        "--llm",
-        action="append",
-        metavar="SPEC",
-        help=f"token source, repeatable (default: local). {provider_help(LLM_PROVIDERS)}",
-    )
-    g.add_argument("--llm-url", metavar="URL", help="base URL for the LLM providers' API")
-    g.add_argument(
-        "--tts",
-        action="append",
-        metavar="SPEC",
-        help=f"TTS engine (a voice), repeatable (default: piper). {provider_help(TTS_PROVIDERS)}",
-    )
-    g.add_argument("--tts-url", metavar="URL", help="base URL for the TTS providers' API")
-    g.add_argument("--system", metavar="TEXT", help="system prompt for every conversation")
+    add_provider_options(g, repeatable=True)
     g.add_argument(
         "--chunking", choices=CHUNKINGS, default="adaptive", help="default chunking (adaptive)"
     )

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from collections.abc import AsyncGenerator, AsyncIterator, Mapping
 from contextlib import aclosing, asynccontextmanager
-from types import TracebackType
 from typing import ClassVar, TypedDict, TypeVar, Unpack
 
 import httpx
@@ -45,17 +44,6 @@ class ClientOwner(Lifecycle):
         """Close the client if the provider created it (a caller's client is left open)."""
         if self._owns_client and self._client is not None:
             await self._client.aclose()
-
-    async def __aenter__(self: Owner) -> Owner:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
 
 
 class HTTPOptions(TypedDict, total=False):
