@@ -144,25 +144,33 @@ def config(s: Servers, chunking: str) -> BenchConfig:
 @pytest.mark.anyio
 async def test_bench_measures_the_delays_the_servers_were_given(servers: Servers) -> None:
     with anyio.fail_after(30):
-        (result,) = await bench([config(servers, "naive")], ["Why?"], n=2, warmup=1)
-    assert len(result.runs) == 2 and len(servers.llm.requests) == 3
-    last_token_ms = 1000 * (FIRST_TOKEN + (TOKENS - 1) * TOKEN_GAP)
+        (result,) = await bench([config(servers, "naive")], ["Why?"], n=3, warmup=1)
+    assert len(result.runs) == 3 and len(servers.llm.requests) == 4
+    # Naive: the whole answer is one chunk, released when the stream ends.
+    words_ms = 1000 * (TOKENS - 1) * TOKEN_GAP
     for run in result.runs:
         m = run.metrics
         parts = m.breakdown()
         assert parts is not None and m.ttft_ms is not None and m.first_chunk_ms is not None
-        # Naive: the whole answer is one chunk, released when the stream ends.
-        # The OpenAI-compatible client opens a fresh httpx client per request (~25 ms here),
-        # so the first token gets more slack than the other parts.
-        assert 1000 * FIRST_TOKEN - 1 <= m.ttft_ms <= 1000 * FIRST_TOKEN + 2 * SLACK_MS
-        words_ms = last_token_ms - 1000 * FIRST_TOKEN
-        assert words_ms - 1 <= parts["waiting_for_words_ms"] <= words_ms + SLACK_MS
-        assert 1000 * TTS_FIRST_BYTE - 1 <= parts["tts_first_audio_ms"]
-        assert parts["tts_first_audio_ms"] <= 1000 * TTS_FIRST_BYTE + SLACK_MS
-        assert 0 <= parts["pipeline_overhead_ms"] < 10
+        # No run is faster than the delays the servers were given.
+        assert m.ttft_ms >= 1000 * FIRST_TOKEN - 1
+        assert parts["waiting_for_words_ms"] >= words_ms - 1
+        assert parts["tts_first_audio_ms"] >= 1000 * TTS_FIRST_BYTE - 1
+        assert parts["pipeline_overhead_ms"] >= 0
+        assert m.ttfa_ms == pytest.approx(sum(parts.values()))
         assert m.audio_ms == pytest.approx(1000 * len(TEXT) * SECONDS_PER_CHARACTER, abs=1)
         assert m.chunks == 1 and run.rtf is not None and run.rtf < 1
-        assert m.ttfa_ms == pytest.approx(sum(parts.values()))
+    # And the median run adds little to them. Each provider keeps one httpx client for all its
+    # requests (transport's ClientOwner) and the warm-up run opened its connections, so the
+    # first token pays for no connect either. The median, because one run in a few on a busy
+    # 2-core machine meets a scheduling hiccup of tens of ms that no server was told to add.
+    ttft_ms = result.summary()["ttft_ms"]["p50"]
+    parts = result.breakdown()
+    assert ttft_ms is not None and parts is not None
+    assert ttft_ms <= 1000 * FIRST_TOKEN + SLACK_MS
+    assert parts["waiting_for_words_ms"] <= words_ms + SLACK_MS
+    assert parts["tts_first_audio_ms"] <= 1000 * TTS_FIRST_BYTE + SLACK_MS
+    assert parts["pipeline_overhead_ms"] < 10
 
 
 @pytest.mark.anyio

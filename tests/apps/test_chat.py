@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import io
+import json
 import os
 import re
 import shutil
 import subprocess
 import sys
 import termios
+import time
 import wave
 from collections.abc import AsyncGenerator, Callable, Sequence
 from pathlib import Path
@@ -19,6 +21,7 @@ import numpy as np
 import pytest
 
 from tests import ROOT_DIR
+from tests.audio.conftest import PacedDevice
 from tests.engines import ToneTTS
 from tests.voice.test_listener import ECHO, RATE, tone
 from tests.voice.test_listener import capture as talk
@@ -26,7 +29,8 @@ from voicepipe.apps.chat import BARGE_IN, CUT_MARK, SINK_ABORTED, Conversation, 
 from voicepipe.audio.chunk import AudioChunk
 from voicepipe.audio.sinks.heard import heard_text
 from voicepipe.audio.sinks.null import NullSink
-from voicepipe.cli.chat import ChatSession, Keyboard, save_paths, voice_spec
+from voicepipe.cli.chat import ChatSession, save_paths, voice_spec
+from voicepipe.cli.keyboard import Keyboard
 from voicepipe.events import AudioPlayed
 from voicepipe.lifecycle import Lifecycle
 from voicepipe.llm.base import Message
@@ -89,6 +93,36 @@ class DeviceSink(NullSink):
 
     async def abort(self) -> None:
         self.aborted = True
+
+
+class ClockDevice(NullSink):
+    """A device that plays on a real-time clock and holds what it has not played yet.
+
+    ``write`` waits while more than ``max_buffer_s`` is held: backpressure, as a playback
+    sink's (the wait is the device playing, not a synchronisation). ``abort`` drops what is
+    held, so nothing more plays; ``full`` is set once the buffer has filled.
+    """
+
+    def __init__(self, max_buffer_s: float = 0.3) -> None:
+        super().__init__(realtime=True)
+        self.max_buffer_s = max_buffer_s
+        self.full = anyio.Event()
+        self.dropped_s: float | None = None  # held and never played: cut by abort()
+        self.stopped_at: float | None = None
+
+    async def write(self, chunk: AudioChunk) -> None:
+        await super().write(chunk)
+        excess = self.buffered_seconds() - self.max_buffer_s
+        if excess > 0:
+            self.full.set()
+            await anyio.sleep(excess)
+
+    async def abort(self) -> None:
+        self.dropped_s = self.buffered_seconds()
+        self.stopped_at = time.perf_counter()
+
+    def buffered_seconds(self) -> float:
+        return 0.0 if self.stopped_at is not None else super().buffered_seconds()
 
 
 # -- history -------------------------------------------------------------------------------
@@ -191,7 +225,7 @@ async def _speak(conv: Conversation, text: str) -> None:
 async def test_barge_in_stops_every_stage_promptly_and_leaves_no_task() -> None:
     llm = ScriptedLLM(lambda _: ANSWER, interval=0.02)
     tts = ToneTTS(delay=0.01)
-    sink = DeviceSink(accept=2)
+    sink = ClockDevice(max_buffer_s=0.3)
     with anyio.fail_after(10):
         tasks_before = len(anyio.get_running_tasks())
         async with Pipeline(llm, tts) as pipe:
@@ -202,7 +236,9 @@ async def test_barge_in_stops_every_stage_promptly_and_leaves_no_task() -> None:
                 async for _ in turn:
                     pass  # not reached: interrupting cancels this block too
         assert len(anyio.get_running_tasks()) == tasks_before
-    assert sink.aborted
+    # The cut dropped the audio the device held: speech stopped when abort() returned.
+    assert sink.dropped_s is not None and sink.dropped_s > 0.2
+    assert sink.buffered_seconds() == 0
     assert llm.closed == 1  # the LLM stream was closed mid-answer
     assert tts.closed == len(tts.requests)  # and every synthesis too
     assert turn.run is not None
@@ -210,6 +246,60 @@ async def test_barge_in_stops_every_stage_promptly_and_leaves_no_task() -> None:
     names = [e.name for e in turn.run.timeline.events]
     assert names.index(BARGE_IN) < names.index(SINK_ABORTED)
     assert turn.stop_latency_ms is not None and turn.stop_latency_ms < 50
+    assert turn.heard and ANSWER.startswith(turn.heard)  # what played before the cut
+
+
+BARGE_IN_ON_A_DEVICE = """
+import json, sys, time
+import anyio
+from tests.engines import ToneTTS
+from voicepipe import AudioPlayed, Conversation, Pipeline, PlaybackSink
+from voicepipe.llm.text import TextSource
+
+ANSWER = " ".join(f"Sentence {n} of an answer that goes on." for n in range(10))  # 7 s
+
+async def main():
+    tts = ToneTTS(48000, seconds_per_word=0.1)
+    with anyio.fail_after(30):
+        async with Pipeline(TextSource(0), tts, chunking="sentence") as pipe:
+            async with Conversation(pipe).turn(ANSWER, PlaybackSink()) as turn:
+                written = 0.0
+                async for event in turn:
+                    if isinstance(event, AudioPlayed):
+                        written += event.seconds
+                        if written >= 1.5:  # 0.5 s is buffered at most: 1 s has played
+                            interrupted = time.time()
+                            turn.interrupt()
+    print(json.dumps({"interrupted": interrupted, "stop_latency_ms": turn.stop_latency_ms}))
+
+anyio.run(main, backend=sys.argv[1])
+"""
+
+
+@pytest.mark.parametrize("backend", ["asyncio", "trio"])
+def test_barge_in_silences_the_speakers_within_50_ms(
+    paced_device: PacedDevice, backend: str
+) -> None:
+    # A chat answer through the real PlaybackSink into a device that plays in real time: the
+    # figure is when the device fell silent, not when a method returned.
+    result = subprocess.run(
+        [sys.executable, "-c", BARGE_IN_ON_A_DEVICE, backend],
+        env=paced_device.env,
+        cwd=ROOT_DIR,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    times, frames = paced_device.played()
+    loud = np.flatnonzero(np.abs(frames) > 100)
+    assert len(loud) > 48000 * 0.9  # about a second played before the barge-in
+    silent_after_ms = (times[loud[-1]] - report["interrupted"]) * 1000
+    stopped_ms = report["stop_latency_ms"]
+    print(f"barge-in: stopped in {stopped_ms:.1f} ms, silent after {silent_after_ms:.1f} ms")
+    assert silent_after_ms < 50, f"sound went on {silent_after_ms:.0f} ms after the barge-in"
+    assert stopped_ms < 50
 
 
 @pytest.mark.anyio
@@ -392,7 +482,7 @@ async def _answer_over(
     out = io.StringIO()
     llm = ScriptedLLM(lambda _: ANSWER, interval=0.01)
     read_fd, write_fd = os.pipe()  # the keyboard: nothing typed
-    with os.fdopen(read_fd) as keys, os.fdopen(write_fd, "w"), anyio.fail_after(10):
+    with os.fdopen(read_fd) as keys, os.fdopen(write_fd, "w"):
         async with Pipeline(llm, ToneTTS()) as pipe:
             session = ChatSession(
                 Conversation(pipe),
@@ -423,7 +513,8 @@ async def _answer_over(
 async def test_chat_speaking_over_the_answer_interrupts_it_and_keeps_the_utterance(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    shown, listener, mic, sink = await _answer_over(True, monkeypatch)
+    with anyio.fail_after(10):
+        shown, listener, mic, sink = await _answer_over(True, monkeypatch)
     assert sink.aborted and shown.endswith(" [interrupted]\n")
     assert listener.detector.in_utterance and not listener.detector.hearing_echo
     talk(mic, np.concatenate([LOUD[RATE // 2 :], np.zeros(RATE, np.int16)]))
@@ -436,6 +527,7 @@ async def test_chat_speaking_over_the_answer_interrupts_it_and_keeps_the_utteran
 async def test_chat_without_voice_barge_in_gates_the_microphone(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    shown, listener, mic, sink = await _answer_over(False, monkeypatch)
+    with anyio.fail_after(10):
+        shown, listener, mic, sink = await _answer_over(False, monkeypatch)
     assert sink.aborted and shown.endswith(" [interrupted]\n")
     assert not mic.paused and not listener.detector.in_utterance

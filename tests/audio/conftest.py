@@ -2,7 +2,6 @@ from __future__ import annotations
 
 import ctypes.util
 import os
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -34,6 +33,34 @@ def alsa_capture_env(tmp_path: Path, rate: int = 22050) -> tuple[dict[str, str],
     (home / ".asoundrc").write_text(ASOUNDRC.format(capture=capture, rate=rate))
     env = {**os.environ, "HOME": str(home)}
     return env, capture
+
+
+INPUT_ONLY_ALSA_CONF = """pcm.!default {
+  type asym
+  capture.pcm {
+    type plug
+    slave {
+      pcm { type file; slave.pcm { type null }; file "/dev/null"; infile "/dev/zero"; format "raw" }
+      format S16_LE
+      rate 16000
+      channels 1
+    }
+  }
+}
+"""
+
+
+def alsa_without_output_env(tmp_path: Path) -> dict[str, str]:
+    """An environment in which PortAudio finds a microphone and no speaker at all.
+
+    ALSA_CONFIG_PATH replaces ALSA's whole configuration (the system's and ~/.asoundrc), so
+    even a machine with a sound card has just one PCM here, "default", which only captures.
+    """
+    if ctypes.util.find_library("portaudio") is None:
+        pytest.skip("libportaudio2 is not installed (scripts/test installs it)")
+    conf = tmp_path / "input-only.conf"
+    conf.write_text(INPUT_ONLY_ALSA_CONF)
+    return {**os.environ, "ALSA_CONFIG_PATH": str(conf)}
 
 
 PACED_RATE = 48000
@@ -112,12 +139,3 @@ class PacedDevice:
         self._stop = True
         self._thread.join(timeout=5)
         os.close(self._fd)
-
-
-@pytest.fixture
-def paced_device(tmp_path: Path) -> Iterator[PacedDevice]:
-    device = PacedDevice(tmp_path)
-    try:
-        yield device
-    finally:
-        device.close()

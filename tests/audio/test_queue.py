@@ -48,10 +48,12 @@ async def test_chunk_count_limit() -> None:
     with anyio.fail_after(5):
         for i in range(3):
             await queue.put(chunk(0.01, i))
-        with anyio.move_on_after(0.05) as scope:
-            await queue.put(chunk(0.01, 3))
-        assert scope.cancelled_caught
-        assert len(queue) == 3
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(queue.put, chunk(0.01, 3))
+            await anyio.wait_all_tasks_blocked()
+            assert len(queue) == 3  # the fourth waits, though 99.97 s of room are left
+            assert (await queue.get()).text_index == 0  # taking one lets it in
+        assert [c.text_index for c in [await queue.get() for _ in range(3)]] == [1, 2, 3]
 
 
 async def test_closing_the_consumer_breaks_a_waiting_producer() -> None:

@@ -13,7 +13,6 @@ import shlex
 import shutil
 import subprocess
 import sys
-import time
 import uuid
 import wave
 from collections.abc import Iterator
@@ -25,6 +24,7 @@ import pytest
 from tests import ROOT_DIR
 from tests.servers import serve
 from tests.servers.llm import FakeLLM
+from tests.watch import FolderWatch
 
 ROOT = ROOT_DIR
 
@@ -41,17 +41,28 @@ NULL_ASOUNDRC = """pcm.!default {
 
 
 class Terminal:
-    """One tmux session on its own server socket, running a shell command."""
+    """One tmux session on its own server socket, running a shell command.
 
-    def __init__(self, command: str, env: dict[str, str]) -> None:
+    What the program writes to the terminal is also piped into a file in ``folder``, so the
+    test wakes when the screen may have changed instead of polling it.
+    """
+
+    def __init__(self, command: str, env: dict[str, str], folder: Path) -> None:
         self.socket = f"voicepipe-test-{uuid.uuid4().hex[:8]}"
+        folder.mkdir(exist_ok=True)
+        self._watch = FolderWatch(folder)
         # The shell shares the terminal's process group: a trap keeps it alive through Ctrl-C
-        # (the child still gets the default SIGINT behaviour, as traps reset on exec).
-        script = f"trap : INT; {command}; echo EXIT=$?; stty -a; exec sleep 600"
+        # (the child still gets the default SIGINT behaviour, as traps reset on exec). It
+        # waits for a key before starting the command, so no output precedes the pipe.
+        script = f"trap : INT; read -r _; {command}; echo EXIT=$?; stty -a; echo END"
+        script += "; exec sleep 600"  # the screen stays to be read
         self._tmux(
             "-f", "/dev/null", "new-session", "-d", "-x", "160", "-y", "50",
             "sh", "-c", script, env=env,
         )  # fmt: skip
+        output = shlex.quote(str(folder / "terminal.out"))
+        self._tmux("pipe-pane", "-O", f"cat >> {output}")
+        self.key("Enter")  # start the command
 
     def _tmux(self, *args: str, env: dict[str, str] | None = None) -> str:
         result = subprocess.run(
@@ -76,19 +87,28 @@ class Terminal:
         return self._tmux("capture-pane", "-p", "-J", "-S", "-")
 
     def wait_for(self, pattern: str, timeout: float = 60.0, after: int = 0) -> re.Match[str]:
-        """Poll the screen until ``pattern`` matches past offset ``after`` (or fail, showing it)."""
-        deadline = time.monotonic() + timeout
-        while True:
-            screen = self.screen()
-            match = re.compile(pattern, re.MULTILINE).search(screen, after)
-            if match:
-                return match
-            if time.monotonic() > deadline:
-                pytest.fail(f"no {pattern!r} on screen within {timeout} s:\n{screen}")
-            time.sleep(0.05)
+        """Wait until ``pattern`` matches the screen past offset ``after`` (or fail, showing it).
+
+        The screen is read again each time the program writes to the terminal: tmux updates
+        the screen before it pipes the same output on.
+        """
+        regex = re.compile(pattern, re.MULTILINE)
+        found: list[re.Match[str]] = []
+
+        def on_screen() -> bool:
+            match = regex.search(self.screen(), after)
+            found[:] = [match] if match else []
+            return bool(match)
+
+        try:
+            self._watch.wait_until(on_screen, timeout=timeout)
+        except AssertionError:
+            pytest.fail(f"no {pattern!r} on screen within {timeout} s:\n{self.screen()}")
+        return found[0]
 
     def close(self) -> None:
         subprocess.run(["tmux", "-L", self.socket, "kill-server"], capture_output=True)
+        self._watch.close()
 
 
 @pytest.fixture
@@ -102,12 +122,13 @@ def env(tmp_path: Path) -> dict[str, str]:
 
 
 @pytest.fixture
-def open_chat(env: dict[str, str]) -> Iterator[Any]:
+def open_chat(env: dict[str, str], tmp_path: Path) -> Iterator[Any]:
     terminals: list[Terminal] = []
 
     def start(*args: str) -> Terminal:
         command = shlex.join([sys.executable, "-m", "voicepipe", "chat", *args])
-        terminal = Terminal(f"cd {shlex.quote(str(ROOT))} && {command}", env)
+        folder = tmp_path / f"terminal-{len(terminals)}"
+        terminal = Terminal(f"cd {shlex.quote(str(ROOT))} && {command}", env, folder)
         terminals.append(terminal)
         terminal.wait_for(r"^you> ", timeout=120)
         return terminal
@@ -137,8 +158,8 @@ class MemoryLLM(FakeLLM):
 
 
 def exited_cleanly(terminal: Terminal) -> None:
-    terminal.wait_for(r"^EXIT=0$", timeout=30)
-    settings = terminal.screen().split("EXIT=0", 1)[1]
+    """The program exited with 0 and left the terminal as it found it (stty's report)."""
+    settings = terminal.wait_for(r"^EXIT=0\n([\s\S]*)^END$", timeout=30).group(1)
     assert re.search(r"(?<!-)\bicanon\b", settings) and re.search(r"(?<!-)\becho\b", settings)
 
 
@@ -186,11 +207,16 @@ def test_interrupting_mid_answer_by_key_and_by_ctrl_c(open_chat: Any, tmp_path: 
     chat.wait_for(r"dragon and a knight\.\n\S", after=asked.start())  # the answer has begun
     chat.key("Enter")
     stopped = chat.wait_for(r"\[interrupted\]\n\[turn 1, .*stopped in (\d+) ms\]\nyou> ", 10)
-    assert int(stopped.group(1)) < 200
     chat.type("Tell me another long story, about a wizard.")
     chat.wait_for(r"about a wizard\.\n\S", after=stopped.end())
     chat.key("C-c")  # Ctrl-C while it speaks interrupts the answer, not the chat
-    again = chat.wait_for(r"\[interrupted\]\n\[turn 2, .*stopped in \d+ ms\]\nyou> ", 10)
+    again = chat.wait_for(r"\[interrupted\]\n\[turn 2, .*stopped in (\d+) ms\]\nyou> ", 10)
+    by_key, by_ctrl_c = int(stopped.group(1)), int(again.group(1))
+    print(f"stopped in {by_key} ms (a key), {by_ctrl_c} ms (Ctrl-C)")
+    # From the key to the sink's abort returning: the 8 ms fade and closing the stream, while
+    # llama.cpp keeps both cores busy. 11-26 ms measured here; tests/apps/test_chat.py checks
+    # the same 50 ms on a device that plays in real time.
+    assert by_key < 50 and by_ctrl_c < 50
     chat.type(f"/save {tmp_path / 'cut'}")
     chat.wait_for(r"^wrote ", after=again.end())
     chat.key("C-c")  # at the prompt, Ctrl-C leaves

@@ -171,7 +171,8 @@ async def test_wav_header_lying_about_sizes_still_gives_all_audio(
     expected = sum(len(speech_samples(chunk, 24000)) for chunk in run.chunks)
     assert run.error is None
     check_wav_file(out)
-    data = await anyio.Path(out).read_bytes()
+    with anyio.fail_after(5):
+        data = await anyio.Path(out).read_bytes()
     assert int.from_bytes(data[40:44], "little") == expected * 2
 
 
@@ -199,5 +200,6 @@ async def test_piper_crashing_in_its_worker_thread_keeps_the_audio_so_far(tmp_pa
                     await pipe.speak(PROMPT, WavFileSink(out))
     assert "RUNTIME_EXCEPTION" in str(e.value)
     check_wav_file(out)
-    data = await anyio.Path(out).read_bytes()
+    with anyio.fail_after(5):
+        data = await anyio.Path(out).read_bytes()
     assert int.from_bytes(data[40:44], "little") == 2205 * 2  # the first piece, only

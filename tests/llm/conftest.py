@@ -10,11 +10,6 @@ from tests.servers import serve
 from tests.servers.llm import FakeLLM
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
 @pytest.fixture(scope="session")
 def _served() -> Iterator[tuple[FakeLLM, str]]:
     app = FakeLLM()

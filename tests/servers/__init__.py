@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import json
+import socket
 import threading
-import time
 from collections.abc import Awaitable, Callable, Iterator, MutableMapping
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, Literal
 
 import uvicorn
 
@@ -32,20 +32,42 @@ async def read_body(receive: Receive) -> tuple[bytes, Any]:
         return body, None
 
 
+class _Server(uvicorn.Server):
+    """uvicorn's server, with an event set once startup is over (listening, or failed)."""
+
+    def __init__(self, config: uvicorn.Config) -> None:
+        super().__init__(config)
+        self.ready = threading.Event()
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        try:
+            await super().startup(sockets)
+        finally:
+            self.ready.set()
+
+    def run_and_signal(self) -> None:
+        try:
+            self.run()
+        finally:
+            self.ready.set()  # it died before starting up: stop waiting
+
+
 @contextmanager
-def serve(app: Any) -> Iterator[str]:
-    """Serve an ASGI app with uvicorn on an ephemeral loopback port; yield its base URL."""
+def serve(app: Any, *, lifespan: Literal["on", "off"] = "off") -> Iterator[str]:
+    """Serve an ASGI app with uvicorn on an ephemeral loopback port; yield its base URL.
+
+    The server runs its own asyncio loop in a thread, whatever backend the test runs on.
+    ``lifespan="on"`` runs the app's startup and shutdown there, as ``voicepipe serve`` does.
+    """
     config = uvicorn.Config(
-        app, host="127.0.0.1", port=0, log_level="warning", lifespan="off", access_log=False
+        app, host="127.0.0.1", port=0, log_level="warning", lifespan=lifespan, access_log=False
     )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, name="test-uvicorn", daemon=True)
+    server = _Server(config)
+    thread = threading.Thread(target=server.run_and_signal, name="test-uvicorn", daemon=True)
     thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            raise RuntimeError("test server did not start")
-        time.sleep(0.005)
+    if not server.ready.wait(10) or not server.started:
+        server.should_exit = True
+        raise RuntimeError("test server did not start")
     port = server.servers[0].sockets[0].getsockname()[1]
     try:
         yield f"http://127.0.0.1:{port}"

@@ -244,8 +244,10 @@ class TTSServer:
                     await anyio.sleep(b.chunk_delay)
             if b.drop_after is not None and position >= b.drop_after:
                 raise _Dropped("dropping the connection on purpose")
+            # Recorded before the last message, which is what ends the body for the client:
+            # a client that has read the whole body finds its request completed here.
+            record.completed = position >= len(audio) and not record.disconnected.is_set()
             await send({"type": "http.response.body", "body": b"", "more_body": False})
-            record.completed = not record.disconnected.is_set()
             tg.cancel_scope.cancel()
 
     def _wait_for_release(self, record: Recorded) -> None:

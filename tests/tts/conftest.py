@@ -27,11 +27,6 @@ class RunningServer:
 
 
 @pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
-@pytest.fixture
 def tts_server() -> Iterator[RunningServer]:
     """A fresh loopback TTS server per test; set ``app.behaviour`` before requesting."""
     app = TTSServer()

@@ -25,6 +25,7 @@ from voicepipe.llm.base import Message
 from voicepipe.llm.limited import LimitedSource
 from voicepipe.llm.openai import OpenAIChat
 from voicepipe.llm.text import TextSource
+from voicepipe.tts.base import TTSEngine
 
 pytestmark = pytest.mark.anyio
 
@@ -403,9 +404,19 @@ class CountingSource(Lifecycle):
         self.closed += 1
 
 
-async def test_a_limited_source_serves_one_stream_at_a_time() -> None:
+@pytest.fixture
+def limited() -> tuple[CountingSource, Any]:
+    """An app whose one LLM takes one stream at a time. Built outside the test's event loop:
+    the limiter then binds to the loop that first uses it, the server's (asyncio, in uvicorn's
+    thread), whichever backend the test runs on."""
     source = CountingSource()
-    app = create_app({"local": LimitedSource(source, 1)}, ToneTTS(RATE))
+    return source, create_app({"local": LimitedSource(source, 1)}, ToneTTS(RATE))
+
+
+async def test_a_limited_source_serves_one_stream_at_a_time(
+    limited: tuple[CountingSource, Any],
+) -> None:
+    source, app = limited
     with serve(app) as url, anyio.fail_after(10):
         async with anyio.create_task_group() as tg:
             for _ in range(4):
@@ -467,7 +478,8 @@ async def test_speech_mp3_is_encoded_by_ffmpeg(url: str, tone: ToneTTS) -> None:
     assert r.content[:3] == b"ID3" or r.content[:2] in (b"\xff\xfb", b"\xff\xf3")
     from voicepipe.audio.decode import decode_audio
 
-    samples, rate = await decode_audio(r.content, ffmpeg=shutil.which("ffmpeg") or "ffmpeg")
+    with anyio.fail_after(10):
+        samples, rate = await decode_audio(r.content, ffmpeg=shutil.which("ffmpeg") or "ffmpeg")
     seconds = len(tones(tone.requests)) / 2 / RATE
     assert len(samples) / rate == pytest.approx(seconds, abs=0.1)
 
@@ -511,9 +523,7 @@ async def test_the_page_is_served(url: str) -> None:
     assert missing.status_code == 404
 
 
-async def test_the_command_offers_the_providers_it_was_given(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
+def test_the_command_offers_the_providers_it_was_given() -> None:
     from voicepipe.cli import build_parser
     from voicepipe.cli.serve import build_providers
 
@@ -525,14 +535,20 @@ async def test_the_command_offers_the_providers_it_was_given(
     assert args.cors_origin == ["*"] and args.max_sessions == 16 and args.port == 8000
 
 
-@pytest.mark.slow
-async def test_the_real_piper_voice_streams_from_both_endpoints() -> None:
+@pytest.fixture
+def piper() -> TTSEngine:
+    """The embedded voice, made outside the test's event loop: its load lock binds to the
+    server's loop (asyncio, in uvicorn's thread), whichever backend the test runs on."""
     from voicepipe.providers import make_tts
 
-    piper = make_tts("piper")
+    return make_tts("piper")
+
+
+@pytest.mark.slow
+async def test_the_real_piper_voice_streams_from_both_endpoints(piper: TTSEngine) -> None:
     app = create_app(TextSource(0), {"piper": piper})
-    await app.state.server.prepare()  # what the lifespan does: load the voice once
-    with serve(app) as url, anyio.fail_after(60):
+    # The lifespan loads the voice once, in the server's loop, before the first request.
+    with serve(app, lifespan="on") as url, anyio.fail_after(60):
         events = await chat(url, {"prompt": SPEECH})
         r = await speech(url, {"input": SPEECH, "voice": "piper", "response_format": "wav"})
     audio = pcm(events)

@@ -8,7 +8,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 import wave
 from pathlib import Path
 
@@ -18,6 +17,7 @@ import pytest
 
 from tests import ROOT_DIR
 from tests.engines import tone_for
+from tests.watch import FolderWatch
 from voicepipe.audio.chunk import AudioChunk
 from voicepipe.audio.sinks.files import EncodedFileSink, WavFileSink, file_sink
 from voicepipe.errors import AudioError, ConfigError
@@ -36,6 +36,7 @@ def speechlike(seconds: float) -> list[AudioChunk]:
 
 
 async def write(sink: WavFileSink | EncodedFileSink, chunks: list[AudioChunk]) -> None:
+    """Write ``chunks`` to ``sink`` from start to finish, within 30 s."""
     with anyio.fail_after(30):
         await sink.start()
         for c in chunks:
@@ -134,9 +135,11 @@ async def test_missing_ffmpeg_is_a_clear_error(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("PATH", str(tmp_path))  # nothing on the PATH
-    with pytest.raises(AudioError, match=r"needs ffmpeg, which is not on the PATH: install it"):
-        await file_sink(tmp_path / "a.mp3").start()
-    await file_sink(tmp_path / "a.wav").start()  # WAV needs no ffmpeg
+    needs = r"needs ffmpeg, which is not on the PATH: install it"
+    with anyio.fail_after(5):
+        with pytest.raises(AudioError, match=needs):
+            await file_sink(tmp_path / "a.mp3").start()
+        await file_sink(tmp_path / "a.wav").start()  # WAV needs no ffmpeg
 
 
 def test_missing_ffmpeg_through_the_cli(tmp_path: Path) -> None:
@@ -173,32 +176,20 @@ def test_missing_ffmpeg_through_the_cli(tmp_path: Path) -> None:
 def test_a_wav_killed_mid_write_is_readable(tmp_path: Path) -> None:
     out = tmp_path / "killed.wav"
     text = " ".join(f"This is sentence number {i} of a long answer." for i in range(300))
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "voicepipe",
-            "synth",
-            text,
-            "-o",
-            str(out),
-            "--llm",
-            "text",
-            "--tts",
-            "espeak",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        cwd=ROOT,
-    )
-    try:
-        deadline = time.monotonic() + 60
-        while (not out.exists() or out.stat().st_size < 200_000) and time.monotonic() < deadline:
-            time.sleep(0.02)
-        proc.send_signal(signal.SIGKILL)
-        proc.wait(timeout=10)
-    finally:
-        proc.kill()
+    command = [sys.executable, "-m", "voicepipe", "synth", text, "-o", str(out), "--llm", "text"]
+    with FolderWatch(tmp_path) as watch:
+        proc = subprocess.Popen(
+            [*command, "--tts", "espeak"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            cwd=ROOT,
+        )
+        try:
+            watch.wait_until(lambda: out.exists() and out.stat().st_size >= 200_000, process=proc)
+            proc.send_signal(signal.SIGKILL)
+            proc.wait(timeout=10)
+        finally:
+            proc.kill()
     assert proc.returncode == -signal.SIGKILL
     size = out.stat().st_size
     with wave.open(str(out), "rb") as w:
