@@ -61,9 +61,9 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
     from voicepipe.audio.sinks.base import AudioSink
     from voicepipe.audio.sinks.null import NullSink
     from voicepipe.audio.sinks.playback import PlaybackSink
-    from voicepipe.cli.chat import PERSONA
     from voicepipe.cli.keyboard import Keyboard
     from voicepipe.events import AudioPlayed
+    from voicepipe.llm.local import ASSISTANT_SYSTEM
     from voicepipe.pipeline import Pipeline
     from voicepipe.providers import make_llm, make_tts
 
@@ -73,7 +73,7 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
         return PlaybackSink() if args.playback else NullSink()
 
     llm = make_llm("local", max_tokens=args.max_tokens, seed=1)
-    async with Pipeline(llm, make_tts("piper"), system=PERSONA) as pipe:
+    async with Pipeline(llm, make_tts("piper"), system=ASSISTANT_SYSTEM) as pipe:
         conv = Conversation(pipe)
         ttfa: list[float] = []
         for prompt in PROMPTS[: args.turns]:

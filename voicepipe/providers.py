@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 from voicepipe.errors import ConfigError
 from voicepipe.llm.base import TokenSource
 from voicepipe.tts.base import TTSEngine
+from voicepipe.voice.base import Transcriber
 
 if TYPE_CHECKING:
     from voicepipe.transport.settings import Timeouts
@@ -44,6 +45,15 @@ TTS_PROVIDERS: dict[str, ProviderInfo] = {
     ),
     "elevenlabs": ProviderInfo("elevenlabs:VOICE_ID", "ElevenLabs streaming (ELEVENLABS_API_KEY)"),
     "espeak": ProviderInfo("espeak[:VOICE]", "espeak-ng binary: tiny, fast, robotic"),
+}
+
+
+STT_PROVIDERS: dict[str, ProviderInfo] = {
+    "local": ProviderInfo("local", "embedded Whisper tiny.en (faster-whisper), offline"),
+    "openai": ProviderInfo(
+        "openai[:MODEL]",
+        "OpenAI /v1/audio/transcriptions (default whisper-1), or a compatible server with a URL",
+    ),
 }
 
 
@@ -141,3 +151,21 @@ def make_tts(spec: str, *, url: str | None = None, timeouts: Timeouts | None = N
     from voicepipe.tts.elevenlabs import ElevenLabsTTS
 
     return ElevenLabsTTS(_need(arg, name, TTS_PROVIDERS, "TTS"), **common)
+
+
+def make_stt(spec: str = "local", *, url: str | None = None) -> Transcriber:
+    """Build the transcriber a ``--stt`` spec names.
+
+    :raises ConfigError: an unknown provider or a bad URL.
+    :raises MissingKey: OpenAI's own host without ``OPENAI_API_KEY``.
+    """
+    name, arg = parse_spec(spec, STT_PROVIDERS, "STT")
+    if name == "local":
+        from voicepipe.voice.whisper import LocalTranscriber
+
+        return LocalTranscriber(arg or None)
+    from voicepipe.transport.keys import OPENAI_BASE_URL
+    from voicepipe.voice.stt import OpenAITranscriber
+
+    base = check_url(url, "--stt-url").rstrip("/") if url else OPENAI_BASE_URL
+    return OpenAITranscriber(arg or "whisper-1", base_url=base)

@@ -23,7 +23,7 @@ import numpy as np
 import numpy.typing as npt
 
 from voicepipe import timeline as tl
-from voicepipe.audio.chunk import AudioChunk
+from voicepipe.audio.chunk import AudioChunk, Samples
 from voicepipe.audio.sinks.base import AudioSink
 from voicepipe.audio.sinks.files import WavFileSink
 from voicepipe.audio.sinks.heard import HeardSink, heard_text
@@ -118,10 +118,69 @@ class VoiceInput:
         self.transcriber = transcriber
         self.barge_in = barge_in
         self.holdoff_s = holdoff_s
+        self.utterance_ended_at: float | None = None  # when the last utterance was complete
 
     async def utterance(self) -> npt.NDArray[np.int16]:
         """The next complete utterance (mono int16 at ``LISTEN_RATE``)."""
         return await self.listener.next_utterance()
+
+    async def next_text(self) -> str:
+        """What the user says next ("" if nothing intelligible), transcribed as it ends.
+
+        Transcription starts at the first pause in the utterance, while the detector is still
+        waiting to be sure it has ended; if it has, that guess is the answer and only the
+        rest of its run is waited for. If the user went on, the guess is dropped and the
+        whole utterance is transcribed. The microphone is paused from the end of the
+        utterance until the text is known.
+
+        :raises ProviderError: the transcriber failed.
+        """
+        if self.transcriber is None:
+            raise ConfigError("this voice input has no transcriber: it can only barge in")
+        transcriber = self.transcriber
+        guesses: list[tuple[Samples, anyio.Event, list[str | Exception]]] = []
+        detector = self.listener.detector
+        async with anyio.create_task_group() as tg:
+
+            def on_pause(audio: Samples) -> None:
+                done, box = anyio.Event(), list[str | Exception]()
+                guesses.append((audio, done, box))
+
+                async def guess() -> None:
+                    try:
+                        box.append(await transcriber.transcribe(audio, LISTEN_RATE))
+                    except Exception as exc:  # raised below only if this guess is used
+                        box.append(exc)
+                    finally:
+                        done.set()
+
+                tg.start_soon(guess)
+
+            detector.on_pause = on_pause
+            try:
+                utterance = await self.listener.next_utterance()
+            finally:
+                detector.on_pause = None
+            self.utterance_ended_at = time.perf_counter()
+            self.listener.pause()
+            try:
+                for audio, done, box in reversed(guesses):
+                    # The utterance ends with less silence than a pause holds: a guess made in
+                    # the final pause has the utterance as its prefix.
+                    if len(utterance) <= len(audio) and np.array_equal(
+                        audio[: len(utterance)], utterance
+                    ):
+                        await done.wait()
+                        if isinstance(box[0], Exception):
+                            raise box[0]
+                        text = box[0]
+                        break
+                else:
+                    text = await transcriber.transcribe(utterance, LISTEN_RATE)
+            finally:
+                tg.cancel_scope.cancel()
+                self.listener.resume()
+        return text
 
     async def transcribe(self, samples: npt.NDArray[np.int16]) -> str:
         """What was said; the microphone is paused meanwhile.

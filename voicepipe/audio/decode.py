@@ -17,7 +17,7 @@ from voicepipe.audio.resample import mix_to_mono
 from voicepipe.audio.wavstream import WavFormatError, WavStreamParser
 from voicepipe.errors import AudioError
 
-__all__ = ["DecodeError", "decode_audio", "find_ffmpeg"]
+__all__ = ["DecodeError", "decode_audio", "find_ffmpeg", "read_audio"]
 
 
 class DecodeError(AudioError):
@@ -75,3 +75,22 @@ async def decode_audio(
     assert wav is not None
     frames = np.frombuffer(pcm, dtype="<i2").astype(np.int16).reshape(-1, wav.channels)
     return mix_to_mono(frames), wav.sample_rate
+
+
+async def read_audio(data: bytes) -> tuple[Samples, int]:
+    """Any audio file's bytes as mono int16 at its own rate: WAV directly, else via ffmpeg.
+
+    :raises DecodeError: the bytes are not audio in a format ffmpeg knows.
+    :raises AudioError: they are not WAV and ffmpeg is not installed.
+    """
+    parser = WavStreamParser()
+    try:
+        pcm = parser.feed(data)
+        parser.finish()
+        wav = parser.format
+        if wav is not None:  # the parser accepts 16-bit PCM only
+            frames = np.frombuffer(pcm, dtype="<i2").astype(np.int16).reshape(-1, wav.channels)
+            return mix_to_mono(frames), wav.sample_rate
+    except WavFormatError:
+        pass  # not a 16-bit PCM WAV: let ffmpeg try
+    return await decode_audio(data, ffmpeg=find_ffmpeg("reading this audio format"))

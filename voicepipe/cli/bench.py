@@ -26,6 +26,7 @@ from voicepipe.apps.bench import (
     compare,
 )
 from voicepipe.apps.prompts import read_prompts
+from voicepipe.cli import voicebench
 from voicepipe.cli.common import add_pipeline_options, timeouts
 from voicepipe.errors import ConfigError
 from voicepipe.metrics import SUMMARY_FIELDS, stats
@@ -92,6 +93,7 @@ def add_parser(sub: Any) -> None:
         help="also time N fresh processes per configuration (default 1): process start to "
         "first audio, model loading included",
     )
+    voicebench.add_options(p)
     add_pipeline_options(p)
     p.set_defaults(seed=0, run=run, is_async=True, needs_prompt=False)
 
@@ -263,6 +265,10 @@ def _progress(p: BenchProgress) -> None:
 
 
 async def run(args: argparse.Namespace) -> int:
+    if args.voice:
+        if args.prompt.strip() or args.prompts or args.compare or args.cold:
+            raise ConfigError("--voice measures its recordings: no PROMPT, --prompts, --compare")
+        return await voicebench.run(args)
     prompts = await _prompts(args)
     configs = configs_from_args(args)
     if args.n < 1 or args.warmup < 0 or args.cold < 0:

@@ -18,28 +18,29 @@ from pathlib import Path
 from typing import Any, TextIO
 
 import anyio
-import numpy as np
 from anyio.abc import TaskStatus
 
 from voicepipe.apps.chat import DEFAULT_BUDGET_CHARS, Conversation, Turn, VoiceInput
-from voicepipe.audio.chunk import Samples
 from voicepipe.audio.sinks.base import AudioSink
 from voicepipe.audio.sinks.null import NullSink
-from voicepipe.cli.common import add_pipeline_options, err, make_pipeline
+from voicepipe.cli.common import (
+    add_pipeline_options,
+    err,
+    make_pipeline,
+    provider_help,
+    stt_from_args,
+)
 from voicepipe.cli.keyboard import Keyboard
 from voicepipe.errors import ConfigError, NoDevice, VoicepipeError
-from voicepipe.providers import TTS_PROVIDERS, make_tts
+from voicepipe.lifecycle import prepare_all
+from voicepipe.llm.local import ASSISTANT_SYSTEM
+from voicepipe.providers import STT_PROVIDERS, TTS_PROVIDERS, make_tts
 from voicepipe.voice.base import Transcriber
 from voicepipe.voice.listener import Listener
 from voicepipe.voice.microphone import Microphone
-from voicepipe.voice.stt import make_stt
-from voicepipe.voice.vad import VoiceActivity
+from voicepipe.voice.vad import VADS, VoiceActivity, make_classifier
 
 PROMPT = "you> "
-PERSONA = (
-    "You are a friendly voice assistant. Answer in English, briefly, in plain spoken "
-    "sentences: no lists, no markdown."
-)
 HELP = (
     "commands: /reset (forget the conversation), /voice NAME (a Piper .onnx voice or a --tts "
     "spec), /save FILE (the conversation as text, the last answer as audio), /quit\n"
@@ -54,7 +55,8 @@ def add_parser(sub: Any) -> None:
         help="talk with the assistant: typed turns, spoken answers, interrupt with any key",
         description="A spoken conversation. Type a message and press Enter; the answer is "
         "spoken as it is written. Press any key (or Ctrl-C) while it speaks to interrupt. "
-        "Without --system the assistant is told to answer briefly, in plain spoken English. "
+        "Without --system the assistant is told to answer correctly and briefly, in plain "
+        "spoken English (the embedded model also gets five worked examples). "
         + HELP.replace("\n", ". "),
     )
     p.add_argument("--device", metavar="NAME|INDEX", help="output device (voicepipe devices)")
@@ -76,9 +78,15 @@ def add_parser(sub: Any) -> None:
     )
     v.add_argument(
         "--stt",
-        default="openai:whisper-1",
         metavar="SPEC",
-        help="speech-to-text for --listen: openai:MODEL (default openai:whisper-1)",
+        help="speech-to-text for --listen (default: local, or openai with --stt-url). "
+        + provider_help(STT_PROVIDERS),
+    )
+    v.add_argument(
+        "--vad",
+        choices=VADS,
+        help="voice detector: silero (a small neural network; the default when installed), "
+        "webrtc, or energy (level above the noise floor only)",
     )
     v.add_argument(
         "--stt-url",
@@ -212,31 +220,30 @@ class ChatSession:
         failed) is reported and the wait goes on.
         """
         while True:
-            value = await self._typed_or_spoken(voice)
-            if not isinstance(value, np.ndarray):
-                return value
             try:
-                text = await voice.transcribe(value)
+                typed, text = await self._typed_or_spoken(voice)
             except VoicepipeError as exc:
                 self.write("\n")
                 err(f"error: {exc}")
-                text = ""
+                typed, text = False, ""
+            if typed or text is None:
+                return text
             if text:
                 self.write(text + "\n")
                 return text
             self.write("(heard nothing)\n" + PROMPT)
 
-    async def _typed_or_spoken(self, voice: VoiceInput) -> str | Samples | None:
-        """A typed line (None at Ctrl-D) or an utterance, whichever is complete first."""
-        got: list[str | Samples | None] = []
+    async def _typed_or_spoken(self, voice: VoiceInput) -> tuple[bool, str | None]:
+        """(True, a typed line, None at Ctrl-D) or (False, what was said), whichever is first."""
+        got: list[tuple[bool, str | None]] = []
         async with anyio.create_task_group() as tg:
 
             async def typed() -> None:
-                got.append(await self.keyboard.read_line())
+                got.append((True, await self.keyboard.read_line()))
                 tg.cancel_scope.cancel()
 
             async def spoken() -> None:
-                got.append(await voice.utterance())
+                got.append((False, await voice.next_text()))
                 tg.cancel_scope.cancel()
 
             tg.start_soon(typed)
@@ -359,12 +366,12 @@ class ChatSession:
 async def run(args: argparse.Namespace) -> int:
     from voicepipe.audio.devices import resolve
 
+    if args.system is None:
+        args.system = ASSISTANT_SYSTEM
     if args.history_chars < 0:
         raise ConfigError("--history-chars must be 0 or more")
     if args.barge_in_margin < 0:
         raise ConfigError("--barge-in-margin must be 0 dB or more")
-    if args.system is None:
-        args.system = PERSONA
     playback = True
     try:
         resolve(args.device, "output")
@@ -373,7 +380,7 @@ async def run(args: argparse.Namespace) -> int:
             raise
         playback = False
         err(f"{exc}: answers are shown as text only (/save FILE keeps an answer's audio)")
-    transcriber = make_stt(args.stt, url=args.stt_url) if args.listen else None
+    transcriber = stt_from_args(args) if args.listen else None
     keyboard = Keyboard(sys.stdin)
     try:
         async with AsyncExitStack() as stack:
@@ -381,7 +388,11 @@ async def run(args: argparse.Namespace) -> int:
             if transcriber is not None:
                 stack.push_async_callback(transcriber.aclose)
                 microphone = await stack.enter_async_context(Microphone(args.input_device))
-                listener = Listener(microphone, VoiceActivity(echo_margin_db=args.barge_in_margin))
+                listener = Listener(
+                    microphone,
+                    VoiceActivity(echo_margin_db=args.barge_in_margin),
+                    make_classifier(args.vad),
+                )
                 listener.pause()  # until the models are loaded
             return await _chat(args, keyboard, playback, listener, transcriber)
     finally:
@@ -396,7 +407,9 @@ async def _chat(
     transcriber: Transcriber | None,
 ) -> int:
     err("loading the models…")
-    async with make_pipeline(args) as pipe:
+    pipe = make_pipeline(args)
+    await prepare_all([pipe] if transcriber is None else [pipe, transcriber])  # concurrently
+    async with pipe:
         conversation = Conversation(pipe, budget_chars=args.history_chars)
         if listener is not None:
             listener.resume()

@@ -10,9 +10,10 @@ from typing import Any, TextIO
 from voicepipe.errors import ConfigError
 from voicepipe.metrics import RunMetrics
 from voicepipe.pipeline import Pipeline, Run
-from voicepipe.providers import LLM_PROVIDERS, TTS_PROVIDERS, make_llm, make_tts
+from voicepipe.providers import LLM_PROVIDERS, TTS_PROVIDERS, make_llm, make_stt, make_tts
 from voicepipe.text.sentences import CHUNKINGS
 from voicepipe.transport.settings import Timeouts
+from voicepipe.voice.base import Transcriber
 
 EXIT_ERROR, EXIT_USAGE, EXIT_INTERRUPTED = 1, 2, 130
 
@@ -158,3 +159,9 @@ def print_metrics(m: RunMetrics, out: TextIO) -> None:
     parts = m.breakdown()
     if parts:
         print("  where TTFA went: " + ", ".join(f"{k} {v:.0f}" for k, v in parts.items()), file=out)
+
+
+def stt_from_args(args: argparse.Namespace) -> Transcriber:
+    """``--stt``/``--stt-url``: a URL alone means an OpenAI-compatible server, else local."""
+    spec = args.stt or ("openai" if args.stt_url else "local")
+    return make_stt(spec, url=args.stt_url)

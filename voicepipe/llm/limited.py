@@ -6,6 +6,7 @@ from collections.abc import AsyncGenerator, Sequence
 
 import anyio
 
+from voicepipe.lifecycle import Lifecycle
 from voicepipe.llm.base import Message, TokenSource
 
 
@@ -19,7 +20,7 @@ def shareable(source: TokenSource) -> TokenSource:
     return source
 
 
-class LimitedSource:
+class LimitedSource(Lifecycle):
     """A token source that at most ``limit`` streams use at once; others wait their turn.
 
     The embedded llama.cpp server has one slot (n_parallel=1): serializing here makes the

@@ -19,6 +19,7 @@ import anyio
 import httpx
 
 from voicepipe.errors import ConfigError, MissingModel, ProviderError
+from voicepipe.lifecycle import Lifecycle
 from voicepipe.llm.base import Message
 from voicepipe.llm.openai import OpenAIChat
 
@@ -135,8 +136,36 @@ class EmbeddedLlamaServer:
         self.base_url = None
 
 
-class LocalChat:
-    """Token source for the embedded server: OpenAI-compatible streaming over loopback."""
+# The defaults for a spoken assistant on the bundled SmolLM2-135M, chosen by
+# scripts/bench_answers.py (simple factual questions, side by side): greedy decoding, this
+# system prompt, and five worked examples before the conversation. A 135M model follows
+# examples far better than instructions; without them it drifts into French on a name.
+ASSISTANT_SYSTEM = (
+    "You are a helpful voice assistant. Answer in English, correctly and briefly: one or two "
+    "short spoken sentences, unless the user asks for more. No lists, no markdown."
+)
+ASSISTANT_EXAMPLES: list[Message] = [
+    {"role": "user", "content": "What is the capital of Spain?"},
+    {"role": "assistant", "content": "The capital of Spain is Madrid."},
+    {"role": "user", "content": "My name is Sam. How many wheels does a bicycle have?"},
+    {"role": "assistant", "content": "A bicycle has two wheels, Sam."},
+    {"role": "user", "content": "What do birds use to fly?"},
+    {"role": "assistant", "content": "Birds fly with their wings."},
+    {"role": "user", "content": "What is three plus five?"},
+    {"role": "assistant", "content": "Three plus five is eight."},
+    {"role": "user", "content": "Which animal barks?"},
+    {"role": "assistant", "content": "A dog barks."},
+]
+
+
+class LocalChat(Lifecycle):
+    """Token source for the embedded server: OpenAI-compatible streaming over loopback.
+
+    With the bundled model (no ``model_path``) the defaults are a spoken assistant's: greedy
+    sampling (``temperature=0``), ``ASSISTANT_SYSTEM`` when the messages bring no system
+    prompt, and ``ASSISTANT_EXAMPLES`` after the system prompt (``examples=False`` drops
+    them). A model of your own gets none of these unless asked.
+    """
 
     name = "local"
     slots = 1  # the embedded server answers one request at a time (n_parallel=1)
@@ -149,11 +178,16 @@ class LocalChat:
         temperature: float | None = None,
         seed: int | None = None,
         server: EmbeddedLlamaServer | None = None,
+        system: str | None = None,
+        examples: bool | None = None,
     ) -> None:
         self.server = server or EmbeddedLlamaServer(model_path, seed=seed)
+        bundled = model_path is None and server is None
         self.max_tokens = max_tokens
-        self.temperature = temperature
+        self.temperature = 0.0 if temperature is None and bundled else temperature
         self.seed = seed
+        self.system = system if system is not None else (ASSISTANT_SYSTEM if bundled else None)
+        self.examples = bundled if examples is None else examples
         self._chat: OpenAIChat | None = None  # made once the server's port is known
 
     async def prepare(self) -> None:
@@ -182,9 +216,21 @@ class LocalChat:
                 temperature=self.temperature,
                 extra_body=None if self.seed is None else {"seed": self.seed},
             )
-        async with aclosing(self._chat.stream(messages)) as deltas:
+        async with aclosing(self._chat.stream(self.with_defaults(messages))) as deltas:
             async for delta in deltas:
                 yield delta
+
+    def with_defaults(self, messages: Sequence[Message]) -> list[Message]:
+        """``messages`` with the default system prompt (if they have none) and the examples."""
+        out = list(messages)
+        leading = 0
+        while leading < len(out) and out[leading]["role"] == "system":
+            leading += 1
+        if self.examples:
+            out[leading:leading] = ASSISTANT_EXAMPLES
+        if not leading and self.system:
+            out.insert(0, {"role": "system", "content": self.system})
+        return out
 
     async def aclose(self) -> None:
         if self._chat is not None:

@@ -13,7 +13,7 @@ from contextlib import aclosing
 from voicepipe.audio.chunk import Samples
 from voicepipe.errors import AudioError
 from voicepipe.voice.microphone import Microphone
-from voicepipe.voice.vad import LISTEN_RATE, UtteranceDetector, VoiceActivity
+from voicepipe.voice.vad import LISTEN_RATE, SpeechClassifier, UtteranceDetector, VoiceActivity
 
 ECHO_HOLDOFF_S = 0.3  # after the assistant spoke, before listening again
 
@@ -30,9 +30,14 @@ class Listener:
     speaking, whose utterance then goes on, pre-roll included, to ``next_utterance()``.
     """
 
-    def __init__(self, microphone: Microphone, vad: VoiceActivity | None = None) -> None:
+    def __init__(
+        self,
+        microphone: Microphone,
+        vad: VoiceActivity | None = None,
+        classifier: SpeechClassifier | None = None,
+    ) -> None:
         self.microphone = microphone
-        self.detector = UtteranceDetector(LISTEN_RATE, vad)
+        self.detector = UtteranceDetector(LISTEN_RATE, vad, classifier)
         self._ignore = 0  # samples still to skip after resume
         self._ready: deque[Samples] = deque()
 

@@ -14,7 +14,7 @@ import numpy.typing as npt
 
 from voicepipe.audio.chunk import Samples
 from voicepipe.audio.devices import portaudio, resolve
-from voicepipe.audio.resample import Resampler
+from voicepipe.audio.resample import Resampler, convert_rate
 from voicepipe.errors import AudioError
 from voicepipe.voice.vad import LISTEN_RATE
 
@@ -109,4 +109,35 @@ class Microphone:
                 if block.size:
                     yield block
             next_at = max(next_at + period, time.perf_counter())
-            await anyio.sleep(next_at - time.perf_counter())
+            await anyio.sleep(max(0.0, next_at - time.perf_counter()))
+
+
+class RecordedMicrophone(Microphone):
+    """A microphone that hears recorded audio: ``play`` feeds it in real time, block by block.
+
+    The blocks enter exactly as the PortAudio callback's would (paused blocks are dropped),
+    so a listener on it runs its real code; for benchmarks (``bench --voice``) and tests.
+    """
+
+    def __init__(self, *, block_ms: float = 20.0) -> None:
+        super().__init__(None, block_ms=block_ms)
+
+    async def __aenter__(self) -> RecordedMicrophone:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        pass
+
+    async def play(self, samples: npt.NDArray[np.int16], sample_rate: int = LISTEN_RATE) -> float:
+        """Feed ``samples`` at their real pace; return the time (perf_counter) of the last block."""
+        audio = convert_rate(np.asarray(samples, np.int16).reshape(-1), sample_rate, LISTEN_RATE)
+        block = max(1, round(LISTEN_RATE * self.block_ms / 1000))
+        period = self.block_ms / 1000
+        started = time.perf_counter()
+        last = started
+        for i, start in enumerate(range(0, len(audio), block)):
+            await anyio.sleep(max(0.0, started + (i + 1) * period - time.perf_counter()))
+            if not self.paused:
+                self._blocks.append(audio[start : start + block])
+            last = time.perf_counter()
+        return last

@@ -14,15 +14,13 @@ import numpy as np
 import numpy.typing as npt
 
 from voicepipe.audio.wav import wav_header
-from voicepipe.errors import ConfigError, ProviderError
+from voicepipe.errors import ProviderError
 from voicepipe.transport.keys import OPENAI_BASE_URL, OPENAI_KEY
 from voicepipe.transport.provider import HTTPOptions, HTTPProvider
 from voicepipe.transport.settings import Timeouts
 from voicepipe.transport.wording import json_object
 
-__all__ = ["STT_PROVIDERS", "OpenAITranscriber", "make_stt", "wav_bytes"]
-
-STT_PROVIDERS = {"openai": "openai:MODEL (default openai:whisper-1); --stt-url for a local server"}
+__all__ = ["OpenAITranscriber", "wav_bytes"]
 
 
 def wav_bytes(samples: npt.NDArray[np.int16], sample_rate: int) -> bytes:
@@ -81,16 +79,8 @@ class OpenAITranscriber(HTTPProvider):
         if not isinstance(text, str):
             raise ProviderError(
                 f"openai transcription answer from {self.base_url}/audio/transcriptions has "
-                "no text field; check --stt-url points at an /audio/transcriptions server",
+                "no text field; is it an OpenAI-compatible /audio/transcriptions server?",
                 provider=self.name,
                 status=response.status_code,
             )
         return text.strip()
-
-
-def make_stt(spec: str, *, url: str | None = None) -> OpenAITranscriber:
-    """The transcriber a ``--stt`` spec names: ``openai`` or ``openai:MODEL``."""
-    name, _, model = spec.partition(":")
-    if name.lower() != "openai":
-        raise ConfigError(f"unknown --stt provider {name!r}: use {STT_PROVIDERS['openai']}")
-    return OpenAITranscriber(model or "whisper-1", base_url=url or OPENAI_BASE_URL)
