@@ -77,5 +77,5 @@ async def test_speech_after_a_pause_drops_the_guess() -> None:
 
 async def test_the_utterance_is_complete_end_ms_after_the_speech() -> None:
     _, _, ended, complete = await _say(np.concatenate([silence(0.5), tone(1.0)]))
-    # end_ms (600) of silence, in 20 ms frames, plus a block period of slack.
-    assert 0.55 <= complete - ended <= 0.75
+    # end_ms (500) of silence, in 20 ms frames, plus a block period of slack.
+    assert 0.45 <= complete - ended <= 0.65

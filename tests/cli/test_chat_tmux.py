@@ -223,3 +223,20 @@ def test_interrupting_mid_answer_by_key_and_by_ctrl_c(open_chat: Any, tmp_path: 
     exited_cleanly(chat)
     transcript = (tmp_path / "cut.txt").read_text()
     assert transcript.count("… [interrupted]\n") == 2
+
+
+@pytest.mark.slow
+def test_demo_speaks_then_goes_on_as_a_conversation(env: dict[str, str], tmp_path: Path) -> None:
+    """scripts/demo on a terminal: the spoken answer, then a chat (by voice: ALSA's null
+    device has a capture side, which hears silence; typing works alongside)."""
+    demo = shlex.join([str(ROOT / "scripts" / "demo"), "Say hello."])
+    terminal = Terminal(f"cd {shlex.quote(str(tmp_path))} && {demo}", env, tmp_path / "demo")
+    try:
+        terminal.wait_for(r"^voicepipe chat --listen \(Ctrl-D", timeout=180)
+        terminal.wait_for(r"^voicepipe: ready: speak", timeout=120)
+        terminal.type("What is the capital of France?")
+        terminal.wait_for(r"Paris", timeout=60)
+        terminal.type("/quit")
+        terminal.wait_for(r"^EXIT=0$", timeout=30)
+    finally:
+        terminal.close()

@@ -8,8 +8,9 @@ from typing import Any
 
 from voicepipe.cli.common import add_provider_options, err
 from voicepipe.errors import ConfigError
+from voicepipe.lifecycle import prepare_all
 from voicepipe.llm.base import TokenSource
-from voicepipe.providers import make_llm, make_tts
+from voicepipe.providers import make_llm, make_stt, make_tts
 from voicepipe.text.sentences import CHUNKINGS
 from voicepipe.tts.base import TTSEngine
 
@@ -61,6 +62,13 @@ def add_parser(sub: Any) -> None:
         help="requests per client address and minute on the API (default 120; 0: no limit)",
     )
     p.add_argument("--access-log", action="store_true", help="log every request")
+    p.add_argument(
+        "--stt",
+        default="local",
+        metavar="SPEC",
+        help="speech-to-text behind /v1/audio/transcriptions: local (default; Whisper, needs "
+        "voicepipe[listen]), openai[:MODEL], or none",
+    )
     g = p.add_argument_group("pipeline")
     add_provider_options(g, repeatable=True)
     g.add_argument(
@@ -105,9 +113,10 @@ async def run(args: argparse.Namespace) -> int:
         system=args.system,
         prepare_on_startup=False,  # loaded below, so a missing model fails before listening
     )
-    app = create_app(llms, ttses, settings)
-    err(f"loading llm={', '.join(llms)} tts={', '.join(ttses)} ...")
-    await app.state.server.prepare()
+    stt = None if args.stt == "none" else make_stt(args.stt)
+    app = create_app(llms, ttses, settings, stt)
+    err(f"loading llm={', '.join(llms)} tts={', '.join(ttses)} stt={args.stt} ...")
+    await prepare_all([app.state.server] if stt is None else [app.state.server, stt])
     auth = "on" if settings.api_key else "off"
     err(f"serving on http://{args.host}:{args.port}/ (API key auth {auth}; Ctrl-C stops)")
     config = uvicorn.Config(

