@@ -236,3 +236,11 @@ async def test_sentence_chunking_never_holds() -> None:
             BurstThenSilence(sentences, 0.0), ToneTTS(seconds_per_word=0.1), chunking="sentence"
         ).speak("x", NullSink(realtime=True))
     assert run.chunks == [*sentences, "Then the end."]
+
+
+async def test_speak_keeps_no_events_so_a_long_answer_is_not_held_in_memory() -> None:
+    with anyio.fail_after(10):
+        run = await Pipeline(TextSource(0), ToneTTS()).speak(ANSWER)
+    assert run.audio_seconds > 0 and " ".join(run.chunks) == ANSWER
+    with pytest.raises(RuntimeError, match="iterate a Run"):
+        run.__aiter__()  # events were off: AudioPlayed would have kept every chunk's audio

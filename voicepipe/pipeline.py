@@ -97,24 +97,36 @@ class Pipeline:
 
     async def speak(self, prompt: str | Sequence[Message], sink: AudioSink | None = None) -> Run:
         """Run one answer to the end and return it (raises what the run raised)."""
-        async with self.run(prompt, sink) as run:
+        async with self.run(prompt, sink, events=False) as run:
             pass
         return run
 
     @asynccontextmanager
     async def run(
-        self, prompt: str | Sequence[Message], sink: AudioSink | None = None
+        self,
+        prompt: str | Sequence[Message],
+        sink: AudioSink | None = None,
+        *,
+        events: bool = True,
     ) -> AsyncIterator[Run]:
         """Start one answer; iterate the yielded ``Run`` for its events as they happen.
 
         The run ends when the block's body is done and every stage has finished; leaving the
-        block with an exception cancels the stages and aborts the sink.
+        block with an exception cancels the stages and aborts the sink. With ``events=False``
+        no events are kept (they hold the audio until iterated): for callers that never
+        iterate, as ``speak`` does.
+
+        :raises ConfigError: an empty prompt.
+        :raises VoicepipeError: the first stage failure, after what came before it was spoken.
         """
         messages = as_messages(prompt, self.system)
         sink = sink if sink is not None else NullSink()
         run = Run()
-        events_send, run._events = anyio.create_memory_object_stream[PipelineEvent](math.inf)
-        run._emit = events_send
+        # Events (AudioPlayed carries the audio) wait in memory until iterated, so a caller
+        # that never iterates turns them off: ``speak`` does.
+        events_send, events_recv = anyio.create_memory_object_stream[PipelineEvent](math.inf)
+        if events:
+            run._events, run._emit = events_recv, events_send
         text_send, text_recv = anyio.create_memory_object_stream[TextChunk](64)
         queue = AudioQueue(self.queue_seconds)
         buffer = SentenceBuffer(self.chunking, first_chunk_min_words=self.first_chunk_min_words)
@@ -145,7 +157,7 @@ class Pipeline:
                     )
 
         await sink.start()  # a bad path or a missing device fails before any request
-        with run._events:
+        with events_recv:
             try:
                 async with anyio.create_task_group() as tg:
                     tg.start_soon(stages)
