@@ -18,6 +18,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 
 from tests.engines import ToneTTS
@@ -56,7 +57,7 @@ def high_fds(fds: tuple[int, int]) -> tuple[int, int]:
 class Browser:
     """A headless Chromium and one page, driven with CDP commands over a pipe."""
 
-    def __init__(self, user_data: Path, deadline: float) -> None:
+    def __init__(self, user_data: Path, deadline: float, flags: tuple[str, ...] = ()) -> None:
         assert CHROMIUM is not None
         self.deadline = deadline
         to_chrome_r, self._to_chrome = high_fds(os.pipe())
@@ -65,7 +66,7 @@ class Browser:
         # redirect from fds above 9).
         script = f'exec "$0" "$@" 3<&{to_chrome_r} 4>&{from_chrome_w}'
         self.process = subprocess.Popen(
-            ["/bin/bash", "-c", script, CHROMIUM, *FLAGS, f"--user-data-dir={user_data}"],
+            ["/bin/bash", "-c", script, CHROMIUM, *FLAGS, *flags, f"--user-data-dir={user_data}"],
             pass_fds=(to_chrome_r, from_chrome_w),
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
@@ -211,3 +212,53 @@ def test_page_asks_for_the_key_when_auth_is_on(browser: Browser) -> None:
             "key.dispatchEvent(new Event('change')); true"
         )
         browser.wait_for("document.querySelector('#voice').options.length > 0")
+
+
+@pytest.mark.slow
+def test_hold_to_talk_transcribes_the_microphone_and_answers(tmp_path: Path) -> None:
+    """Chromium's fake microphone plays a WAV of Piper asking; the page records it while the
+    button is held, the server's local Whisper transcribes it, and the answer is spoken."""
+    from tests.cli.test_bench_voice import write_wav
+    from tests.voice.speech import piper_says, silence
+    from voicepipe.voice.whisper import LocalTranscriber
+
+    question = write_wav(
+        tmp_path / "question.wav",
+        np.concatenate([silence(0.3), piper_says("What do bees make?"), silence(3)]),
+    )
+    fake_mic = (
+        "--use-fake-ui-for-media-stream",
+        "--use-fake-device-for-media-stream",
+        f"--use-file-for-fake-audio-capture={question}",
+    )
+    app = create_app(
+        {"text": TextSource(tokens_per_second=200)},
+        {"tone": ToneTTS(24000)},
+        stt=LocalTranscriber(),
+    )
+    browser = Browser(tmp_path / "profile", deadline=time.monotonic() + 90, flags=fake_mic)
+    try:
+        with serve(app, lifespan="on") as url:
+            browser.open(url + "/")
+            browser.wait_for("!document.querySelector('#talk').hidden")
+            press = "new PointerEvent('{0}', {{bubbles: true}})"
+            browser.evaluate(
+                f"document.querySelector('#talk').dispatchEvent({press.format('pointerdown')});"
+                "true",
+                gesture=True,
+            )
+            browser.wait_for("document.querySelector('#talk').classList.contains('live')")
+            browser.evaluate("new Promise((resolve) => setTimeout(() => resolve(true), 2500))")
+            browser.evaluate(
+                f"document.querySelector('#talk').dispatchEvent({press.format('pointerup')}); true"
+            )
+            browser.wait_for("window.voicepipe.done", timeout_ms=30000)
+            stats = browser.evaluate("JSON.parse(JSON.stringify(window.voicepipe))")
+            shown = browser.evaluate("document.querySelector('.turn.assistant').textContent")
+    finally:
+        browser.close()
+    assert stats["errors"] == []
+    assert stats["heard"].lower().strip(" ?.") == "what do bees make"
+    # `--llm text` speaks the prompt back: the answer is what was heard, spoken.
+    assert " ".join(shown.split()).lower().strip(" ?.") == "what do bees make"
+    assert stats["audioChunks"] >= 1 and stats["scheduled"] == stats["audioChunks"]

@@ -120,6 +120,7 @@ class VoicepipeServer:
             raise ConfigError("the server needs at least one LLM and one TTS engine")
         check_chunking(settings.chunking)
         self.llms = {key: shareable(llm) for key, llm in llms.items()}
+        self.transcribes = False  # whether /v1/audio/transcriptions has a transcriber
         self.ttses = dict(ttses)
         self.settings = settings
         self.sessions = Sessions(settings.max_sessions)
@@ -154,6 +155,7 @@ class VoicepipeServer:
                 "max_sessions": self.sessions.limit,
                 "served": self.sessions.served,
                 "auth": self.settings.api_key is not None,
+                "stt": self.transcribes,
             }
         )
 
@@ -347,6 +349,7 @@ def create_app(
     tts_table = ttses if isinstance(ttses, Mapping) else {ttses.name: ttses}
     server = VoicepipeServer(llm_table, tts_table, settings)
     parts = [] if stt is None else [stt]
+    server.transcribes = stt is not None
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:

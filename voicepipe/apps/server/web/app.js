@@ -137,6 +137,7 @@ function fill(select, items, label) {
 async function loadOptions() {
   const health = await (await fetch("healthz")).json();
   $("key-row").hidden = !health.auth;
+  $("talk").hidden = !(health.stt && navigator.mediaDevices && window.MediaRecorder);
   const response = await fetch("v1/voices", { headers: headers() });
   if (!response.ok) {
     $("status").textContent = health.auth ? "enter the API key under Options" : "cannot list voices";
@@ -238,4 +239,66 @@ $("stop").addEventListener("click", () => {
   player?.stop();
 });
 $("key").addEventListener("change", loadOptions);
+
+// Hold to talk: record while the button is held (MediaRecorder), then the server transcribes
+// the recording (/v1/audio/transcriptions) and the text is asked like a typed message.
+// Talking over an answer stops it first.
+let recorder = null;
+
+async function startTalking(event) {
+  event.preventDefault();
+  if (recorder) return;
+  controller?.abort();
+  player?.stop();
+  let stream;
+  try {
+    stream = await navigator.mediaDevices.getUserMedia({ audio: true });
+  } catch (error) {
+    $("status").textContent = `no microphone: ${error.message}`;
+    stats.errors.push(String(error));
+    return;
+  }
+  const pieces = [];
+  recorder = new MediaRecorder(stream);
+  recorder.ondataavailable = (e) => { if (e.data.size) pieces.push(e.data); };
+  recorder.onstop = () => {
+    stream.getTracks().forEach((track) => track.stop());
+    const type = recorder.mimeType || "audio/webm";
+    recorder = null;
+    transcribeAndAsk(new Blob(pieces, { type })).catch((error) => {
+      $("status").textContent = String(error);
+      stats.errors.push(String(error));
+    });
+  };
+  recorder.start();
+  $("talk").classList.add("live");
+  $("status").textContent = "listening… (release to send)";
+}
+
+function stopTalking() {
+  $("talk").classList.remove("live");
+  if (recorder && recorder.state === "recording") recorder.stop();
+}
+
+async function transcribeAndAsk(recording) {
+  $("status").textContent = "transcribing…";
+  const form = new FormData();
+  form.append("file", recording, "speech.webm");
+  form.append("model", "whisper-1");
+  const h = headers();
+  delete h["content-type"]; // the browser sets multipart's boundary itself
+  const response = await fetch("v1/audio/transcriptions", { method: "POST", headers: h, body: form });
+  const body = await response.json();
+  if (!response.ok) throw new Error(body.error?.message ?? `HTTP ${response.status}`);
+  stats.heard = body.text.trim();
+  if (!stats.heard) {
+    $("status").textContent = "heard nothing";
+    return;
+  }
+  ask(stats.heard);
+}
+
+$("talk").addEventListener("pointerdown", startTalking);
+$("talk").addEventListener("pointerup", stopTalking);
+$("talk").addEventListener("pointerleave", stopTalking);
 loadOptions().catch((error) => { $("status").textContent = String(error); });
