@@ -20,7 +20,6 @@ from pathlib import Path
 
 import anyio
 import numpy as np
-import numpy.typing as npt
 
 from voicepipe import timeline as tl
 from voicepipe.audio.chunk import AudioChunk, Samples
@@ -120,10 +119,6 @@ class VoiceInput:
         self.holdoff_s = holdoff_s
         self.utterance_ended_at: float | None = None  # when the last utterance was complete
 
-    async def utterance(self) -> npt.NDArray[np.int16]:
-        """The next complete utterance (mono int16 at ``LISTEN_RATE``)."""
-        return await self.listener.next_utterance()
-
     async def next_text(self) -> str:
         """What the user says next ("" if nothing intelligible), transcribed as it ends.
 
@@ -181,20 +176,6 @@ class VoiceInput:
                 tg.cancel_scope.cancel()
                 self.listener.resume()
         return text
-
-    async def transcribe(self, samples: npt.NDArray[np.int16]) -> str:
-        """What was said; the microphone is paused meanwhile.
-
-        :raises ProviderError: the transcriber failed.
-        :raises ConfigError: there is no transcriber (barge-in only).
-        """
-        if self.transcriber is None:
-            raise ConfigError("this voice input has no transcriber: it can only barge in")
-        self.listener.pause()
-        try:
-            return await self.transcriber.transcribe(samples, LISTEN_RATE)
-        finally:
-            self.listener.resume()
 
     @asynccontextmanager
     async def answering(self, turn: Turn) -> AsyncIterator[None]:
