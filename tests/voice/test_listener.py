@@ -16,6 +16,7 @@ import threading
 import time
 import wave
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import anyio
@@ -392,11 +393,13 @@ def _need_capture_tools() -> None:
         pytest.skip("espeak-ng is not installed (scripts/test installs it)")
 
 
-def test_chat_listen_transcribes_speech_and_answers(tmp_path: Path) -> None:
+@contextmanager
+def listening_chat(
+    tmp_path: Path, app: FakeTranscriber
+) -> Iterator[tuple[CaptureFeed, subprocess.Popen[str], Lines, Lines]]:
+    """`chat --listen` on a paced FIFO microphone, transcribing with ``app``, ready to hear."""
     _need_capture_tools()
     mic = CaptureFeed(tmp_path)
-    app = FakeTranscriber(text="Please turn on the kitchen lights.")
-    utterance = piper_says("Please turn on the kitchen lights.")  # real speech, for silero
     try:
         with serve(app) as url:
             chat = subprocess.Popen(
@@ -412,20 +415,27 @@ def test_chat_listen_transcribes_speech_and_answers(tmp_path: Path) -> None:
             out, errors = Lines(chat.stdout), Lines(chat.stderr)  # type: ignore[arg-type]
             try:
                 assert errors.wait_for("ready: speak", 60), errors.text
-                mic.say(np.concatenate([silence(0.5), utterance, silence(1.5)]))
-                said = "Please turn on the kitchen lights."
-                assert out.wait_for(f"you> {said}\n{said}\n", 30), (out.text, errors.text)
-                app.text = said = "And the hallway too."  # a second turn: listening resumed
-                mic.say(np.concatenate([silence(0.5), piper_says(said), silence(1.5)]))
-                assert out.wait_for(f"you> {said}\n{said}\n", 30), (out.text, errors.text)
-                chat.stdin.close()  # Ctrl-D: leave
-                assert chat.wait(30) == 0, errors.text
+                yield mic, chat, out, errors
             finally:
                 if chat.poll() is None:
                     chat.kill()
                     chat.wait()
     finally:
         mic.close()
+
+
+def test_chat_listen_transcribes_speech_and_answers(tmp_path: Path) -> None:
+    app = FakeTranscriber(text="Please turn on the kitchen lights.")
+    utterance = piper_says("Please turn on the kitchen lights.")  # real speech, for silero
+    with listening_chat(tmp_path, app) as (mic, chat, out, errors):
+        mic.say(np.concatenate([silence(0.5), utterance, silence(1.5)]))
+        said = "Please turn on the kitchen lights."
+        assert out.wait_for(f"you> {said}\n{said}\n", 30), (out.text, errors.text)
+        app.text = said = "And the hallway too."  # a second turn: listening resumed
+        mic.say(np.concatenate([silence(0.5), piper_says(said), silence(1.5)]))
+        assert out.wait_for(f"you> {said}\n{said}\n", 30), (out.text, errors.text)
+        chat.stdin.close()  # Ctrl-D: leave
+        assert chat.wait(30) == 0, errors.text
     # One upload per turn: the transcription started at the pause after the speech was the
     # answer (see VoiceInput.next_text), so nothing was sent twice.
     upload, second = app.requests
@@ -449,42 +459,20 @@ LONG_ANSWER = " ".join(
 def test_chat_listen_speaking_over_the_answer_interrupts_it_and_is_answered(
     tmp_path: Path,
 ) -> None:
-    _need_capture_tools()
-    mic = CaptureFeed(tmp_path)
     app = FakeTranscriber(text=LONG_ANSWER)  # `--llm text` says it back: a long answer
-    try:
-        with serve(app) as url:
-            chat = subprocess.Popen(
-                [*LISTEN, "--stt-url", url + "/v1"],
-                stdin=subprocess.PIPE,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                text=True,
-                env=mic.env,
-                cwd=REPO,
-            )
-            assert chat.stdin is not None and chat.stdout is not None and chat.stderr is not None
-            out, errors = Lines(chat.stdout), Lines(chat.stderr)  # type: ignore[arg-type]
-            try:
-                assert errors.wait_for("ready: speak", 60), errors.text
-                mic.say(np.concatenate([silence(0.5), piper_says("Tell me more."), silence(1.5)]))
-                # the answer has started to play (its first chunk is shown as its audio starts)
-                assert out.wait_for(f"{LONG_ANSWER}\nThis is", 30), (out.text, errors.text)
-                app.text = said = "Stop, that is enough."
-                # 1 s on: the echo (here silence) has been waited for and measured, 700 ms
-                mic.say(np.concatenate([silence(1), loud(piper_says(said)), silence(1.5)]))
-                assert out.wait_for(f" [interrupted]\nyou> {said}\n{said}\n", 30), (
-                    out.text,
-                    errors.text,
-                )
-                chat.stdin.close()
-                assert chat.wait(30) == 0, errors.text
-            finally:
-                if chat.poll() is None:
-                    chat.kill()
-                    chat.wait()
-    finally:
-        mic.close()
+    with listening_chat(tmp_path, app) as (mic, chat, out, errors):
+        mic.say(np.concatenate([silence(0.5), piper_says("Tell me more."), silence(1.5)]))
+        # the answer has started to play (its first chunk is shown as its audio starts)
+        assert out.wait_for(f"{LONG_ANSWER}\nThis is", 30), (out.text, errors.text)
+        app.text = said = "Stop, that is enough."
+        # 1 s on: the echo (here silence) has been waited for and measured, 700 ms
+        mic.say(np.concatenate([silence(1), loud(piper_says(said)), silence(1.5)]))
+        assert out.wait_for(f" [interrupted]\nyou> {said}\n{said}\n", 30), (
+            out.text,
+            errors.text,
+        )
+        chat.stdin.close()
+        assert chat.wait(30) == 0, errors.text
     barge_in = app.requests[-1]  # earlier ones: the first turn (and any guess it dropped)
     assert "sentence number 15" not in out.text.split(LONG_ANSWER, 1)[1]  # it was cut short
     # the interruption, from just before it began to the pause after it

