@@ -21,9 +21,19 @@ def _voice() -> Any:
 
 
 @functools.cache
+def _fixed() -> Any:
+    """Piper with its sampling noise off, so a test hears the same samples on every run."""
+    from piper import SynthesisConfig
+
+    return SynthesisConfig(noise_scale=0.0, noise_w_scale=0.0)
+
+
+@functools.cache
 def piper_says(text: str) -> npt.NDArray[np.int16]:
-    """``text`` in the joe voice, mono int16 at 16 kHz (synthesized once per text)."""
-    pieces = list(_voice().synthesize(text))
+    """``text`` in the joe voice, mono int16 at 16 kHz: synthesized once per text, and the
+    same on every run (Piper's noise is random otherwise: a level test near its margin would
+    pass on one run and fail on the next)."""
+    pieces = list(_voice().synthesize(text, syn_config=_fixed()))
     audio = np.concatenate([np.asarray(p.audio_int16_array, np.int16).reshape(-1) for p in pieces])
     return convert_rate(audio, int(pieces[0].sample_rate), LISTEN_RATE)
 
