@@ -4,7 +4,7 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 
-from voicepipe.audio.resample import Resampler, mix_to_mono, resample
+from voicepipe.audio.resample import Resampler, expected_length, mix_to_mono, resample
 
 
 def sine(frequency: float, rate: int, seconds: float) -> npt.NDArray[np.int16]:
@@ -34,8 +34,28 @@ def test_streaming_equals_whole_array(from_rate: int, to_rate: int, chunk: int) 
     parts = [resampler.process(signal[i : i + chunk]) for i in range(0, len(signal), chunk)]
     streamed = np.concatenate([*parts, resampler.flush()])
     whole = resample(signal, from_rate, to_rate)
-    assert len(streamed) == len(whole)
-    assert np.abs(streamed.astype(np.int32) - whole).max() <= 4
+    np.testing.assert_array_equal(streamed, whole)  # exact, whatever the chunking
+    assert len(whole) == expected_length(len(signal), from_rate, to_rate)
+
+
+@pytest.mark.parametrize("frames", [1, 2, 999, 22051])
+def test_length_is_the_duration_at_the_new_rate(frames: int) -> None:
+    """soxr alone may end a sample short or long; the stream neither gains nor loses one."""
+    signal = sine(440, 22050, frames / 22050)
+    for to_rate in (24000, 16000, 48000):
+        out = resample(signal, 22050, to_rate)
+        assert len(out) == round(frames * to_rate / 22050)
+
+
+def test_the_same_audio_cut_differently_gives_the_same_samples() -> None:
+    """soxr's int16 output depends on the cuts; through float it does not."""
+    signal = sine(440, 22050, 0.2)
+    outs = []
+    for chunk in (100, 441, 3000):
+        resampler = Resampler(22050, 24000)
+        parts = [resampler.process(signal[i : i + chunk]) for i in range(0, len(signal), chunk)]
+        outs.append(np.concatenate([*parts, resampler.flush()]))
+    assert all(np.array_equal(outs[0], o) for o in outs[1:])
 
 
 def test_same_rate_is_a_copy() -> None:

@@ -12,8 +12,11 @@ from voicepipe.text.sentences import SentenceBuffer
 from voicepipe.text.speech import CODE_MENTION, SpeechNormalizer, to_speech
 
 
-def stream(parts: list[str], code_blocks: Literal["skip", "mention"] = "mention") -> str:
-    normalizer = SpeechNormalizer(code_blocks=code_blocks)
+def stream(
+    parts: list[str], code_blocks: Literal["skip", "mention"] = "mention", verbalize: bool = False
+) -> str:
+    """The markdown cases here run without the verbalizer (tests/text/test_normalize.py)."""
+    normalizer = SpeechNormalizer(code_blocks=code_blocks, verbalize=verbalize)
     return "".join(normalizer.feed(p) for p in parts) + normalizer.flush()
 
 
@@ -73,7 +76,7 @@ CASES = [
 
 @pytest.mark.parametrize(("text", "expected"), CASES)
 def test_normalizes(text: str, expected: str) -> None:
-    assert to_speech(text) == expected
+    assert to_speech(text, verbalize=False) == expected
     assert stream(list(text)) == expected
 
 
@@ -81,9 +84,19 @@ def test_code_blocks_skip() -> None:
     assert to_speech("Run:\n```\nls -la\n```\nDone.", code_blocks="skip") == "Run:\n\nDone."
 
 
+def test_markdown_then_words() -> None:
+    """By default the verbalizer reads the cleaned text: markdown goes, numbers become words."""
+    text = "**Price:** $5.99 at [the shop](https://shop.example.com/x) on 3/4/2024."
+    said = (
+        "Price: five dollars and ninety-nine cents at the shop on March fourth, twenty twenty-four."
+    )
+    assert to_speech(text) == said
+    assert stream(list(text), verbalize=True) == said
+
+
 def test_holdback_is_small() -> None:
     """Plain words come out as they arrive; only undecided markup is held."""
-    normalizer = SpeechNormalizer()
+    normalizer = SpeechNormalizer(verbalize=False)
     assert normalizer.feed("Hello wor") == "Hello wor"
     assert normalizer.feed("ld **bo") == "ld bo"  # "**" is settled by the next character
     assert normalizer.feed("ld** and ") == "ld and"  # trailing space waits for the next word
@@ -95,7 +108,7 @@ def test_holdback_is_small() -> None:
 
 
 def test_reusable_after_flush() -> None:
-    normalizer = SpeechNormalizer()
+    normalizer = SpeechNormalizer(verbalize=False)
     assert normalizer.feed("- item") == "item"
     assert normalizer.flush() == "."
     assert normalizer.feed("plain") == "plain"
@@ -104,7 +117,7 @@ def test_reusable_after_flush() -> None:
 
 def test_feeds_sentence_buffer() -> None:
     text = "## Plan\n\nHere is **the** plan, in short:\n\n1. Install it\n2. Run it\n\nDone!"
-    normalizer, buffer = SpeechNormalizer(), SentenceBuffer("sentence")
+    normalizer, buffer = SpeechNormalizer(verbalize=False), SentenceBuffer("sentence")
     chunks: list[str] = []
     for ch in text:
         chunks += buffer.feed(normalizer.feed(ch))
@@ -119,20 +132,20 @@ MARKDOWN = [
     "```py\n", "~~~\n", "#", "## ", "- ", "* ", "+ ", "1. ", "2) ", "[", "]", "(", ")", "](",
     "![", "|", "|---|", ":", ".", "!", "?", "https://", "http://", "www.", "docs.python.org",
     "/path", "🎉", "👍🏽", "\u200d", ">", "> ", "\\", "h", "w", "ht", "tp", "s:", "//", "x.com",
-    ",", "-", "---", "[ ] ", "\t", "é", "  ", "a_b", "3",
+    ",", "-", "---", "[ ] ", "\t", "é", "  ", "a_b", "3", "$5.99", "1,250", "10:30", "Dr.", "%",
 ]  # fmt: skip
 markdown = st.lists(st.sampled_from(MARKDOWN), max_size=60).map("".join)
 cuts = st.lists(st.integers(min_value=0, max_value=500), max_size=12)
 
 
 @settings(max_examples=400, deadline=None)
-@given(markdown, cuts, st.sampled_from(["skip", "mention"]))
+@given(markdown, cuts, st.sampled_from(["skip", "mention"]), st.booleans())
 def test_output_never_depends_on_delta_cuts(
-    text: str, points: list[int], code_blocks: Literal["skip", "mention"]
+    text: str, points: list[int], code_blocks: Literal["skip", "mention"], verbalize: bool
 ) -> None:
-    whole = to_speech(text, code_blocks=code_blocks)
-    assert stream(cut(text, points), code_blocks) == whole
-    assert stream(list(text), code_blocks) == whole
+    whole = to_speech(text, code_blocks=code_blocks, verbalize=verbalize)
+    assert stream(cut(text, points), code_blocks, verbalize) == whole
+    assert stream(list(text), code_blocks, verbalize) == whole
 
 
 # A document generator that knows which words must be spoken: every word once, in order.

@@ -10,6 +10,7 @@ import sys
 from collections.abc import Iterator
 from typing import Any, BinaryIO
 
+from voicepipe.cli.common import add_lexicon_option
 from voicepipe.errors import ConfigError
 from voicepipe.text.sentences import CHUNKINGS
 
@@ -25,12 +26,14 @@ def add_parser(sub: Any) -> None:
         "--mode",
         choices=("sentences", "speech"),
         default="sentences",
-        help="sentences: plain sentence boundaries; speech: what would be sent to the TTS",
+        help="sentences: plain sentence boundaries; speech: what would be sent to the TTS "
+        "(markdown gone; numbers, money, dates, units and symbols as words)",
     )
     p.add_argument(
         "--chunking", choices=CHUNKINGS, default="adaptive", help="policy for --mode speech"
     )
     p.add_argument("--json", action="store_true", help='print {"text": ...} per chunk')
+    add_lexicon_option(p)
     p.add_argument("--chunk-chars", type=int, metavar="N", help="feed N characters at a time")
     p.set_defaults(run=run, is_async=False, needs_prompt=False)
 
@@ -72,6 +75,7 @@ def _pieces(stream: BinaryIO, chunk_chars: int | None) -> Iterator[str]:
 
 
 def run(args: argparse.Namespace) -> int:
+    from voicepipe.text.lexicon import load_lexicon
     from voicepipe.text.sentences import SentenceBuffer
     from voicepipe.text.speech import SpeechNormalizer
 
@@ -79,7 +83,10 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError("--chunk-chars must be at least 1")
     speech = args.mode == "speech"
     buffer = SentenceBuffer(args.chunking if speech else "sentence")
-    normalizer = SpeechNormalizer() if speech else None
+    lexicon = load_lexicon(args.lexicon) if args.lexicon else None
+    if lexicon is not None and not speech:
+        raise ConfigError("--lexicon applies to --mode speech")
+    normalizer = SpeechNormalizer(lexicon=lexicon) if speech else None
 
     def emit(chunks: list[str]) -> None:
         for chunk in chunks:

@@ -13,7 +13,9 @@ fenced code is not read out (``code_blocks="mention"`` says :data:`CODE_MENTION`
 bare URLs become their host; emoji go. Lines that are units (list items, headings, table rows,
 the last line of a paragraph) end with a period when they have no final punctuation, so the
 sentence buffer treats each as its own sentence. Whitespace runs collapse to one space, or to one
-newline / one blank line where the markdown had line or paragraph breaks.
+newline / one blank line where the markdown had line or paragraph breaks. Then, unless
+``verbalize=False``, the ``Verbalizer`` (``voicepipe.text.normalize``) says numbers, money,
+dates, units, symbols and abbreviations as words, with an optional user ``Lexicon`` first.
 
 Why one module of ~560 lines: like the sentence buffer, the normalizer is one resumable state
 machine (a mode per construct: text, code span, fence, link target, URL host and path) over
@@ -24,6 +26,9 @@ from __future__ import annotations
 
 import re
 from typing import Literal
+
+from voicepipe.text.lexicon import Lexicon
+from voicepipe.text.normalize import Verbalizer
 
 __all__ = ["CODE_MENTION", "SpeechNormalizer", "to_speech"]
 
@@ -54,10 +59,18 @@ class _NeedMore(Exception):
 class SpeechNormalizer:
     """Turns streamed markdown-ish LLM text into text a TTS engine should read aloud."""
 
-    def __init__(self, *, code_blocks: Literal["skip", "mention"] = "mention") -> None:
+    def __init__(
+        self,
+        *,
+        code_blocks: Literal["skip", "mention"] = "mention",
+        verbalize: bool = True,
+        lexicon: Lexicon | None = None,
+    ) -> None:
         if code_blocks not in ("skip", "mention"):
             raise ValueError(f"code_blocks must be 'skip' or 'mention', not {code_blocks!r}")
         self.code_blocks = code_blocks
+        # Markdown first, then words: the verbalizer reads the clean text, also streamed.
+        self.verbalizer = Verbalizer(lexicon) if verbalize or lexicon else None
         self._reset()
 
     def _reset(self) -> None:
@@ -91,7 +104,8 @@ class SpeechNormalizer:
     def feed(self, delta: str) -> str:
         """Add a text delta; return the speakable text it completes (possibly "")."""
         self._buf += delta
-        return self._run()
+        text = self._run()
+        return self.verbalizer.feed(text) if self.verbalizer and text else text
 
     def flush(self) -> str:
         """End of stream: return everything still held, then start afresh."""
@@ -101,6 +115,8 @@ class SpeechNormalizer:
             self._terminate()
         text += "".join(self._out)
         self._reset()
+        if self.verbalizer:
+            text = self.verbalizer.feed(text) + self.verbalizer.flush()
         return text
 
     # ---------------------------------------------------------------- output
@@ -563,7 +579,13 @@ class SpeechNormalizer:
         self._consume(1)
 
 
-def to_speech(text: str, **kw: Literal["skip", "mention"]) -> str:
+def to_speech(
+    text: str,
+    *,
+    code_blocks: Literal["skip", "mention"] = "mention",
+    verbalize: bool = True,
+    lexicon: Lexicon | None = None,
+) -> str:
     """Normalize a whole text at once: ``feed(text) + flush()`` of a fresh normalizer."""
-    normalizer = SpeechNormalizer(**kw)
+    normalizer = SpeechNormalizer(code_blocks=code_blocks, verbalize=verbalize, lexicon=lexicon)
     return normalizer.feed(text) + normalizer.flush()

@@ -1,4 +1,9 @@
-"""Audio for HTTP clients: raw PCM at the rate asked, a streaming WAV header, MP3 through ffmpeg."""
+"""Audio for HTTP clients: raw PCM at the rate asked, a streaming WAV header, MP3 through ffmpeg.
+
+A response is one signal, so it is resampled as one: a ``Resampler`` per response keeps the
+filter's state across chunks. Resampling each chunk alone (as before) dropped samples at every
+join and clicked there.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +14,7 @@ from anyio.streams.memory import MemoryObjectReceiveStream
 
 from voicepipe.apps.server.protocol import Emit
 from voicepipe.audio.chunk import AudioChunk
-from voicepipe.audio.resample import convert_rate
+from voicepipe.audio.resample import Resampler
 from voicepipe.audio.wav import wav_header
 
 OPENAI_PCM_RATE = 24000  # OpenAI's pcm format is 24 kHz s16le mono; clients assume it
@@ -18,11 +23,25 @@ OPENAI_PCM_RATE = 24000  # OpenAI's pcm format is 24 kHz s16le mono; clients ass
 async def pcm_stream(
     audio: MemoryObjectReceiveStream[AudioChunk], rate: int
 ) -> AsyncIterator[bytes]:
-    """s16le bytes at ``rate`` for each chunk the sink receives."""
+    """s16le bytes at ``rate`` for the chunks the sink receives, resampled as one stream.
+
+    The filter delays its output by a few milliseconds; the rest comes out at the end. Should
+    the engine's rate change mid-answer, the old stream is flushed and a new one begins.
+    """
+    resampler: Resampler | None = None
     async with audio:
         async for chunk in audio:
-            samples = convert_rate(chunk.samples, chunk.sample_rate, rate)
-            yield samples.astype("<i2").tobytes()
+            if resampler is None or resampler.from_rate != chunk.sample_rate:
+                if resampler is not None:
+                    yield resampler.flush().astype("<i2").tobytes()
+                resampler = Resampler(chunk.sample_rate, rate)
+            samples = resampler.process(chunk.samples)
+            if len(samples):
+                yield samples.astype("<i2").tobytes()
+    if resampler is not None:
+        tail = resampler.flush()
+        if len(tail):
+            yield tail.astype("<i2").tobytes()
 
 
 def streaming_wav_header(rate: int) -> bytes:
