@@ -2,7 +2,7 @@
 
     .venv/bin/python scripts/bench_audio.py                 # all three, default sizes
     .venv/bin/python scripts/bench_audio.py memory --minutes 30 --speed 60
-    .venv/bin/python scripts/bench_audio.py stop --n 20
+    .venv/bin/python scripts/bench_audio.py stop --n 100
     .venv/bin/python scripts/bench_audio.py cpu --seconds 20
 
 memory: a long answer through the whole pipeline (text source, a fast tone engine, the
@@ -260,7 +260,7 @@ def main() -> None:
     )
     parser.add_argument("--minutes", type=float, default=30.0, help="memory: audio minutes")
     parser.add_argument("--speed", type=float, default=60.0, help="memory: times real time")
-    parser.add_argument("--n", type=int, default=20, help="stop: interruptions")
+    parser.add_argument("--n", type=int, default=100, help="stop: interruptions (100)")
     parser.add_argument("--seconds", type=float, default=20.0, help="cpu: audio seconds")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     args = parser.parse_args()

@@ -67,7 +67,8 @@ async def test_pcm_rate_from_content_type(tts_server: RunningServer) -> None:
     tts_server.app.behaviour = Behaviour(openai_rate=22050, content_type="audio/pcm;rate=22050")
     async with engine(tts_server) as tts:
         chunks = await collect(tts.synthesize(TEXT))
-    assert {c.sample_rate for c in chunks} == {22050} and tts.sample_rate == 22050
+    assert {c.sample_rate for c in chunks} == {22050}
+    assert tts.sample_rate == 24000  # the response's rate is the response's, not the engine's
     assert np.array_equal(joined(chunks), speech_samples(TEXT, 22050))
 
 
@@ -75,11 +76,29 @@ async def test_pcm_rate_from_content_type(tts_server: RunningServer) -> None:
 async def test_wav_of_unknown_length(tts_server: RunningServer, channels: int) -> None:
     tts_server.app.behaviour = Behaviour(chunk_size=7, openai_rate=22050, wav_channels=channels)
     async with engine(tts_server, response_format="wav") as tts:
-        assert tts.sample_rate == 24000  # a guess until the header arrives
         chunks = await collect(tts.synthesize(TEXT))
-    assert tts.sample_rate == 22050
+    assert tts.sample_rate == 24000
     assert {c.sample_rate for c in chunks} == {22050}
     assert np.array_equal(joined(chunks), speech_samples(TEXT, 22050))
+
+
+@pytest.mark.parametrize("response_format", ["pcm", "wav", "flac"])
+async def test_a_request_in_flight_changes_nothing_other_requests_read(
+    tts_server: RunningServer, response_format: str
+) -> None:
+    """One engine serves concurrent sessions: a response's rate must stay with its chunks."""
+    tts_server.app.behaviour = Behaviour(
+        openai_rate=22050, content_type="audio/pcm;rate=22050" if response_format == "pcm" else None
+    )
+    async with engine(tts_server, response_format=response_format) as tts:
+        first = tts.synthesize(TEXT)
+        async with aclosing(first):
+            with anyio.fail_after(10):
+                head = await first.__anext__()
+            assert head.sample_rate == 22050
+            assert tts.sample_rate == 24000  # what another session reads meanwhile
+            rest = await collect(first)
+    assert {c.sample_rate for c in [head, *rest]} == {22050} and tts.sample_rate == 24000
 
 
 def peak_frequency(samples: npt.NDArray[np.int16], rate: int) -> float:

@@ -6,11 +6,20 @@ import argparse
 import os
 from typing import Any
 
-from voicepipe.cli.common import add_provider_options, err
+from voicepipe.cli.common import (
+    add_key_options,
+    add_lexicon_option,
+    add_provider_options,
+    add_tts_options,
+    err,
+    key_from_args,
+    tts_options,
+)
 from voicepipe.errors import ConfigError
 from voicepipe.lifecycle import prepare_all
 from voicepipe.llm.base import TokenSource
 from voicepipe.providers import make_llm, make_stt, make_tts
+from voicepipe.text.lexicon import load_lexicon
 from voicepipe.text.sentences import CHUNKINGS
 from voicepipe.tts.base import TTSEngine
 from voicepipe.voice.whisper import installed as whisper_installed
@@ -32,7 +41,23 @@ def add_parser(sub: Any) -> None:
     p.add_argument(
         "--api-key",
         metavar="KEY",
-        help=f"require Authorization: Bearer KEY on /v1/* (default: ${KEY_ENV}, else no auth)",
+        help=f"require Authorization: Bearer KEY on /v1/*; better: set ${KEY_ENV}, which "
+        "other users cannot read in the process list (default: no auth)",
+    )
+    p.add_argument(
+        "--allow-host",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="also answer requests for host NAME (repeatable; *.example.com for subdomains; "
+        "'*' for any): other names than localhost, 127.0.0.1, ::1 and --host get 400, which "
+        "stops DNS rebinding",
+    )
+    p.add_argument(
+        "--trusted-proxy",
+        metavar="ADDRESSES",
+        help="believe X-Forwarded-For from these addresses (comma-separated, e.g. 127.0.0.1): "
+        "set it behind a reverse proxy, so limits apply per real client (default: ignored)",
     )
     p.add_argument(
         "--cors-origin",
@@ -47,6 +72,26 @@ def add_parser(sub: Any) -> None:
         default=16,
         metavar="N",
         help="concurrent streams; more get 429 with retry-after (default 16)",
+    )
+    p.add_argument(
+        "--max-sessions-per-client",
+        type=int,
+        metavar="N",
+        help="concurrent streams per client address (default: half of --max-sessions)",
+    )
+    p.add_argument(
+        "--max-session-seconds",
+        type=float,
+        default=600.0,
+        metavar="S",
+        help="end a stream after S seconds (default 600)",
+    )
+    p.add_argument(
+        "--max-connections",
+        type=int,
+        metavar="N",
+        help="open connections; past it the longest idle one is closed (default: from the "
+        "file descriptor limit, at most 1000)",
     )
     p.add_argument(
         "--max-body",
@@ -71,11 +116,20 @@ def add_parser(sub: Any) -> None:
     )
     g = p.add_argument_group("pipeline")
     add_provider_options(g, repeatable=True)
+    add_key_options(g)
+    add_tts_options(g)
     g.add_argument(
         "--chunking", choices=CHUNKINGS, default="adaptive", help="default chunking (adaptive)"
     )
     g.add_argument("--max-tokens", type=int, metavar="N", help="cap each answer's length")
+    g.add_argument(
+        "--temperature",
+        type=float,
+        metavar="T",
+        help="sampling temperature, 0 (greedy) to 2 (default: the model's; local: 0)",
+    )
     g.add_argument("--seed", type=int, metavar="N", help="sampling seed (local LLM)")
+    add_lexicon_option(p)
     p.set_defaults(run=run, is_async=True, needs_prompt=False)
 
 
@@ -83,12 +137,66 @@ def build_providers(
     args: argparse.Namespace,
 ) -> tuple[dict[str, TokenSource], dict[str, TTSEngine]]:
     """The LLMs and voices the server offers, keyed by their spec."""
+    llm_key, tts_key = key_from_args(args, "llm"), key_from_args(args, "tts")
     llms = {
-        spec: make_llm(spec, url=args.llm_url, max_tokens=args.max_tokens, seed=args.seed)
+        spec: make_llm(
+            spec,
+            url=args.llm_url,
+            api_key=llm_key,
+            max_tokens=args.max_tokens,
+            temperature=args.temperature,
+            seed=args.seed,
+        )
         for spec in args.llm or ["local"]
     }
-    ttses = {spec: make_tts(spec, url=args.tts_url) for spec in args.tts or ["piper"]}
+    ttses = {
+        spec: make_tts(spec, url=args.tts_url, api_key=tts_key, **tts_options(args))
+        for spec in args.tts or ["piper"]
+    }
     return llms, ttses
+
+
+WILDCARD_HOSTS = ("0.0.0.0", "::", "")
+
+
+def api_key(given: str | None) -> str | None:
+    """The key: ``--api-key``, else ``$VOICEPIPE_API_KEY``; None when neither is given.
+
+    One that is given but empty (``--api-key "$KEY"`` with ``$KEY`` unset) is an error, not a
+    server without auth.
+    """
+    if given is not None:
+        if not given.strip():
+            raise ConfigError(
+                f"--api-key is empty (an unset variable?): give the key, or set ${KEY_ENV}"
+            )
+        err(f"note: --api-key shows in the process list; ${KEY_ENV} does not")
+        return given.strip()
+    env = os.environ.get(KEY_ENV)
+    if env is not None and not env.strip():
+        raise ConfigError(f"${KEY_ENV} is set but empty: give the key, or unset it for no auth")
+    return env.strip() if env else None
+
+
+def allowed_hosts(host: str, extra: list[str]) -> tuple[tuple[str, ...], bool]:
+    """The Host names the server answers to, and whether any IP address is one (bound to all
+    interfaces, it is reached by whatever address the client used)."""
+    from voicepipe.apps.server.guards import LOOPBACK_HOSTS
+
+    wildcard = host in WILDCARD_HOSTS
+    names = [*LOOPBACK_HOSTS, *([] if wildcard else [host]), *extra]
+    return tuple(dict.fromkeys(names)), wildcard
+
+
+def check_limits(args: argparse.Namespace) -> None:
+    if args.max_sessions < 1 or args.max_body < 1 or args.rate < 0:
+        raise ConfigError("--max-sessions and --max-body must be positive, --rate at least 0")
+    if args.max_sessions_per_client is not None and args.max_sessions_per_client < 1:
+        raise ConfigError("--max-sessions-per-client must be positive")
+    if not args.max_session_seconds > 0:
+        raise ConfigError("--max-session-seconds must be positive")
+    if args.max_connections is not None and args.max_connections < 1:
+        raise ConfigError("--max-connections must be positive")
 
 
 async def run(args: argparse.Namespace) -> int:
@@ -96,21 +204,28 @@ async def run(args: argparse.Namespace) -> int:
         import uvicorn
 
         from voicepipe.apps.server.app import ServerSettings, create_app
+        from voicepipe.apps.server.serving import descriptor_limit, fitted_limits, server_config
     except ImportError as exc:
         raise ConfigError(
             f"serve needs the serve extra ({exc.name} is missing): pip install 'voicepipe[serve]'"
         ) from exc
-    if args.max_sessions < 1 or args.max_body < 1 or args.rate < 0:
-        raise ConfigError("--max-sessions and --max-body must be positive, --rate at least 0")
+    check_limits(args)
+    key = api_key(args.api_key)
+    hosts, any_ip = allowed_hosts(args.host, args.allow_host)
     llms, ttses = build_providers(args)
     settings = ServerSettings(
-        api_key=args.api_key or os.environ.get(KEY_ENV) or None,
+        api_key=key,
         cors_origins=tuple(args.cors_origin),
+        allowed_hosts=hosts,
+        allow_ip_hosts=any_ip,
         max_body_bytes=args.max_body,
         max_sessions=args.max_sessions,
+        max_sessions_per_client=args.max_sessions_per_client,
+        max_session_s=args.max_session_seconds,
         rate_per_minute=args.rate,
         chunking=args.chunking,
         system=args.system,
+        lexicon=load_lexicon(args.lexicon) if args.lexicon else None,
         prepare_on_startup=False,  # loaded below, so a missing model fails before listening
     )
     spec = args.stt or ("local" if whisper_installed() else "none")
@@ -121,14 +236,18 @@ async def run(args: argparse.Namespace) -> int:
     err(f"loading llm={', '.join(llms)} tts={', '.join(ttses)} stt={spec} ...")
     await prepare_all([app.state.server] if stt is None else [app.state.server, stt])
     auth = "on" if settings.api_key else "off"
-    err(f"serving on http://{args.host}:{args.port}/ (API key auth {auth}; Ctrl-C stops)")
-    config = uvicorn.Config(
+    shown = f"[{args.host}]" if ":" in args.host else args.host
+    err(f"serving on http://{shown}:{args.port}/ (API key auth {auth}; Ctrl-C stops)")
+    if args.host not in ("127.0.0.1", "localhost", "::1") and settings.api_key is None:
+        err(f"warning: listening beyond this machine without an API key (set ${KEY_ENV})")
+    limits = fitted_limits(descriptor_limit(), args.max_connections)
+    config = server_config(
         app,
         host=args.host,
         port=args.port,
-        log_level="info" if args.access_log else "warning",
+        limits=limits,
+        trusted_proxy=args.trusted_proxy,
         access_log=args.access_log,
-        timeout_graceful_shutdown=5,
     )
     await uvicorn.Server(config).serve()
     return 0

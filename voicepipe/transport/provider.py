@@ -18,6 +18,7 @@ from voicepipe.transport.keys import VendorKey, provider_key
 from voicepipe.transport.settings import DEFAULT_RETRY, DEFAULT_TIMEOUTS, RetryPolicy, Timeouts
 from voicepipe.transport.sse import SSEFrame, iter_sse_json
 from voicepipe.transport.stream import RequestBody, iter_body, open_stream
+from voicepipe.transport.wording import public_url
 
 __all__ = ["ClientOwner", "HTTPOptions", "HTTPProvider"]
 
@@ -94,7 +95,12 @@ class HTTPProvider(ClientOwner):
         )
 
     def __repr__(self) -> str:
-        fields = ", ".join(f"{field}={getattr(self, field)!r}" for field in self.shown)
+        # A base URL's user:password@ is a credential too: never shown (issue 18).
+        fields = ", ".join(
+            f"{field}={public_url(value) if field == 'base_url' else value!r}"
+            for field in self.shown
+            for value in [getattr(self, field)]
+        )
         return f"{type(self).__name__}({fields})"
 
     def _secrets(self) -> tuple[str, ...]:

@@ -24,6 +24,7 @@ from voicepipe.transport.wording import (
     describe,
     media_type,
     provider_message,
+    public_url,
     read_error_body,
     status_error,
 )
@@ -130,7 +131,8 @@ async def open_stream(
         ),
         **body,
     )
-    shown_url = redact(str(request.url.copy_with(query=None)), secrets)
+    # No user:password@ from the base URL in any message (issue 18).
+    shown_url = redact(public_url(str(request.url.copy_with(query=None))), secrets)
     retries = 0
     while True:
         deadline = time.perf_counter() + timeouts.first_byte

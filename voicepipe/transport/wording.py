@@ -2,14 +2,18 @@
 
 Error bodies are read once, bounded in size and time, by :func:`read_error_body`; the text
 shown is the provider's message when its JSON has one (:func:`provider_message`), else the
-start of the body.
+start of the body. Every message passes through :func:`scrub` and every URL through
+:func:`public_url`: a ``user:password@`` in a base URL, or an ``Authorization`` value a server
+echoes back, never reaches the user, a log or an HTTP client.
 """
 
 from __future__ import annotations
 
 import json as jsonlib
+import re
 from collections.abc import Sequence
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import anyio
 import httpx
@@ -23,13 +27,47 @@ __all__ = [
     "json_object",
     "media_type",
     "provider_message",
+    "public_url",
     "read_error_body",
+    "scrub",
     "status_error",
     "status_hint",
 ]
 
 MAX_ERROR_BODY = 64 * 1024
 _MAX_SHOWN = 300  # characters of a non-JSON error body that make it into a message
+
+
+# user:password@ (or a bare token@) after a scheme, anywhere in a text.
+_URL_USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^\s/?#@]*@")
+# An auth scheme and its credentials (an echoed "Authorization: Basic YWRt...").
+# The credential has a digit or symbol in it, so plain words ("Bearer tokens") are kept.
+_AUTH_SCHEME = re.compile(
+    r"(?i)\b(basic|bearer|digest)(\s+)(?=[a-z]*[0-9._~+/=:-])[a-z0-9._~+/=:-]{4,}"
+)
+# A header or field that carries a secret, and its value.
+_SECRET_FIELD = re.compile(
+    r"(?i)\b((?:proxy-)?authorization|x-api-key|xi-api-key|api[-_]key|(?:set-)?cookie)"
+    r"(\W{0,3}?\s*[:=]\s*[\"']?)(?:(?:basic|bearer|digest)\s+)?[^\s\"',;}]+"
+)
+
+
+def public_url(url: str) -> str:
+    """``url`` without its ``user:password@``: safe to show. Text that is not a URL is kept."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return scrub(url)
+    if "@" not in parts.netloc:
+        return url
+    return urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))
+
+
+def scrub(text: str) -> str:
+    """``text`` with credentials masked: URL user info, auth header values, key fields."""
+    text = _URL_USERINFO.sub(r"\1***@", text)
+    text = _AUTH_SCHEME.sub(r"\1\2***", text)
+    return _SECRET_FIELD.sub(r"\1\2***", text)
 
 
 def json_object(data: str | bytes) -> dict[str, Any] | None:
@@ -149,15 +187,14 @@ def status_error(
     status = response.status_code
     message = body_message(body, response.reason_phrase)
     tries = f" after {attempts} attempts" if attempts > 1 else ""
-    text = (
-        f"{provider} returned HTTP {status}{tries}: {message} — {status_hint(status, key_env, url)}"
-    )
+    hint = status_hint(status, key_env, public_url(url))
+    text = f"{provider} returned HTTP {status}{tries}: {message} — {hint}"
     return ProviderError(
-        redact(text, secrets), provider=provider, status=status, retryable=retryable
+        scrub(redact(text, secrets)), provider=provider, status=status, retryable=retryable
     )
 
 
 def describe(exc: BaseException, secrets: Sequence[str]) -> str:
-    """A foreign exception as ``Type: text``, secrets redacted."""
-    text = redact(str(exc), secrets).strip()
+    """A foreign exception as ``Type: text``, secrets and credentials masked."""
+    text = scrub(redact(str(exc), secrets)).strip()
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__

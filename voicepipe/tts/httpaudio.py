@@ -177,6 +177,11 @@ class HTTPSpeech(HTTPProvider):
     A vendor's class sets ``sample_rate`` and implements ``_post_speech`` (its request) and
     ``_decode`` (which of the decoders above fits its format); ``_ffmpeg`` is the ffmpeg
     binary for compressed formats (None when the format is streamed raw).
+
+    One engine serves many requests at once (``voicepipe serve`` shares it between sessions),
+    so a request changes nothing on it: the rate a response turns out to have (a WAV header, a
+    ``rate=`` content type, what ffmpeg decoded) travels in that response's chunks only, and
+    ``sample_rate`` stays the rate configured.
     """
 
     sample_rate: int
@@ -192,13 +197,10 @@ class HTTPSpeech(HTTPProvider):
         """The audio in ``body``, as the format of ``response`` says to read it."""
         raise NotImplementedError
 
-    def _set_rate(self, rate: int) -> None:
-        self.sample_rate = rate
-
     def _compressed(
         self, body: AsyncIterator[bytes], text_index: int, input_args: Sequence[str] = ()
     ) -> AsyncGenerator[AudioChunk, None]:
-        """The whole compressed ``body`` decoded by ffmpeg; its rate becomes ``sample_rate``."""
+        """The whole compressed ``body`` decoded by ffmpeg, at the rate it was encoded at."""
         assert self._ffmpeg is not None, "a compressed format without ffmpeg"
         return compressed_chunks(
             body,
@@ -206,7 +208,6 @@ class HTTPSpeech(HTTPProvider):
             ffmpeg=self._ffmpeg,
             text_index=text_index,
             input_args=input_args,
-            on_format=self._set_rate,
         )
 
     async def synthesize(self, text: str, text_index: int = 0) -> AsyncGenerator[AudioChunk, None]:

@@ -33,7 +33,8 @@ class OpenAITTS(HTTPSpeech):
     """Speech from OpenAI's ``/audio/speech`` endpoint or an OpenAI-compatible server.
 
     The key is ``api_key`` or, for api.openai.com only, ``$OPENAI_API_KEY`` (never sent to other
-    hosts). ``sample_rate`` is 24000 until a wav header or a ``rate=`` content type says otherwise.
+    hosts). ``sample_rate`` is 24000, OpenAI's rate; a wav header or a ``rate=`` content type
+    that says otherwise sets the rate of that response's chunks, not the engine's.
     """
 
     name = "openai"
@@ -88,10 +89,8 @@ class OpenAITTS(HTTPSpeech):
         self, response: httpx.Response, body: AsyncIterator[bytes], text_index: int
     ) -> AsyncGenerator[AudioChunk, None]:
         if self.response_format == "pcm":
-            self.sample_rate = content_type_rate(response) or _DEFAULT_RATE
-            return pcm_chunks(body, sample_rate=self.sample_rate, text_index=text_index)
+            rate = content_type_rate(response) or self.sample_rate
+            return pcm_chunks(body, sample_rate=rate, text_index=text_index)
         if self.response_format == "wav":
-            return wav_chunks(
-                body, provider=self.name, text_index=text_index, on_format=self._set_rate
-            )
+            return wav_chunks(body, provider=self.name, text_index=text_index)
         return self._compressed(body, text_index)

@@ -20,6 +20,7 @@ from tests.servers import serve
 from tests.servers.llm import Behaviour, FakeLLM
 from voicepipe.apps.server.app import ServerSettings, create_app
 from voicepipe.apps.server.guards import HTTPError, RateLimit
+from voicepipe.errors import ConfigError
 from voicepipe.lifecycle import Lifecycle
 from voicepipe.llm.base import Message
 from voicepipe.llm.limited import LimitedSource
@@ -149,7 +150,11 @@ async def test_messages_choose_among_the_servers_providers_only(url: str) -> Non
                 r = await client.post("/v1/chat/stream", json=body)
                 assert r.status_code == 400, body
                 assert word in r.json()["error"]["message"], body
-            r = await client.post("/v1/chat/stream", content=b"{not json")
+            r = await client.post(
+                "/v1/chat/stream",
+                content=b"{not json",
+                headers={"content-type": "application/json"},
+            )
             assert r.status_code == 400
             voices = (await client.get("/v1/voices")).json()
     assert [v["id"] for v in voices["voices"]] == ["tone"]
@@ -194,7 +199,8 @@ async def test_a_tts_failure_is_an_error_event() -> None:
             "retryable": False,
         }
     ]
-    assert "failed on purpose" in errors[0]["message"]
+    # The client hears what failed, in the server's words; the engine's own text stays in the log.
+    assert errors[0]["message"] == "the tone provider failed or could not be reached; try again"
     assert {e.data["index"] for e in events if e.event == "audio"} == {0}
     assert events[-1].data == {"ok": False}
 
@@ -256,7 +262,8 @@ async def test_request_bodies_over_the_limit_are_refused() -> None:
         async with httpx.AsyncClient(base_url=url) as client:
             r = await client.post("/v1/chat/stream", json=big)
             assert r.status_code == 413 and "1000 bytes" in r.json()["error"]["message"]
-            r = await client.post("/v1/chat/stream", content=chunked())
+            json_type = {"content-type": "application/json"}
+            r = await client.post("/v1/chat/stream", content=chunked(), headers=json_type)
             assert r.status_code == 413
             r = await client.post("/v1/audio/speech", json={"input": "x" * 2000})
             assert r.status_code == 413
@@ -356,7 +363,8 @@ async def test_cors_allows_the_configured_origins_only() -> None:
 
 
 async def test_concurrent_sessions_are_isolated(url: str) -> None:
-    prompts = [f"Conversation number {i} says hello. It ends here." for i in range(8)]
+    numbers = "zero one two three four five six seven".split()  # digits would be verbalized
+    prompts = [f"Conversation number {n} says hello. It ends here." for n in numbers]
     results: dict[int, list[SSE]] = {}
 
     async def one(i: int) -> None:
@@ -506,7 +514,7 @@ async def test_a_speech_failure_before_any_audio_is_a_502() -> None:
         r = await speech(url, {"input": SPEECH, "response_format": "pcm"})
     assert r.status_code == 502
     assert r.json()["error"] == {
-        "message": "tone engine failed on purpose",
+        "message": "the tone provider failed or could not be reached; try again",
         "type": "ProviderError",
     }
 
@@ -533,6 +541,37 @@ def test_the_command_offers_the_providers_it_was_given() -> None:
     llms, ttses = build_providers(args)
     assert list(llms) == ["text", "openai:x"] and list(ttses) == ["espeak", "espeak:de"]
     assert args.cors_origin == ["*"] and args.max_sessions == 16 and args.port == 8000
+
+
+def test_the_command_passes_keys_voice_options_and_sampling_on(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from voicepipe.cli import build_parser
+    from voicepipe.cli.serve import build_providers
+
+    monkeypatch.setenv("GATEWAY_KEY", "sk-gateway-123")
+    command = "serve --llm openai:x --llm-url http://127.0.0.1:9/v1 --llm-key-env GATEWAY_KEY"
+    command += " --temperature 0.3 --tts espeak --tts-speed 1.5"
+    llms, ttses = build_providers(build_parser().parse_args(command.split()))
+    llm = llms["openai:x"]
+    assert llm._key_headers() == {"Authorization": "Bearer sk-gateway-123"}  # type: ignore[attr-defined]
+    assert "sk-gateway" not in repr(llm)
+    assert getattr(llm, "temperature", None) == 0.3
+    assert getattr(ttses["espeak"], "rate_wpm", None) == round(175 * 1.5)
+    monkeypatch.delenv("GATEWAY_KEY")
+    with pytest.raises(ConfigError, match="GATEWAY_KEY"):
+        build_providers(build_parser().parse_args(command.split()))
+
+
+async def test_the_operators_lexicon_is_said_in_every_answer(tone: ToneTTS) -> None:
+    from voicepipe.text.lexicon import Lexicon
+
+    settings = ServerSettings(lexicon=Lexicon.from_entries({"Nginx": "engine x"}))
+    app = create_app({"text": TextSource(0)}, {"tone": tone}, settings)
+    with serve(app) as url, anyio.fail_after(10):
+        events = await chat(url, {"prompt": "We run Nginx at home.", "chunking": "sentence"})
+    spoken = " ".join(e.data["text"] for e in events if e.event == "text")
+    assert spoken == "We run engine x at home."
 
 
 @pytest.fixture

@@ -212,6 +212,9 @@ def test_page_asks_for_the_key_when_auth_is_on(browser: Browser) -> None:
             "key.dispatchEvent(new Event('change')); true"
         )
         browser.wait_for("document.querySelector('#voice').options.length > 0")
+        # The key lives as long as the tab: in sessionStorage, never in localStorage.
+        assert browser.evaluate("sessionStorage.getItem('voicepipe-key')") == "s3cret"
+        assert browser.evaluate("localStorage.length") == 0
 
 
 @pytest.mark.slow

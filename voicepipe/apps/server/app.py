@@ -10,6 +10,8 @@ shared by every session; each request runs its own pipeline, so sessions are iso
     GET  /                  a small browser page that speaks the answer as it is written
 
 A client that disconnects cancels its pipeline at once (the upstream LLM request is closed).
+What the server trusts and refuses is in :mod:`voicepipe.apps.server.guards` (requests) and
+:mod:`voicepipe.apps.server.serving` (connections).
 """
 
 from __future__ import annotations
@@ -38,9 +40,15 @@ from voicepipe.apps.server.audio import (
     streaming_wav_header,
 )
 from voicepipe.apps.server.guards import (
+    LOOPBACK_HOSTS,
+    PAGE_POLICY,
     BearerAuth,
+    HostAllowList,
+    HostGuard,
     HTTPError,
+    OriginGuard,
     RateLimit,
+    SecurityHeaders,
     Sessions,
     bad_request,
     error_response,
@@ -50,10 +58,12 @@ from voicepipe.apps.server.protocol import (
     LiveResponse,
     audio_payload,
     choose,
+    client_message,
     error_kind,
     error_payload,
     parse_messages,
     read_json,
+    shown,
     sse,
 )
 from voicepipe.apps.server.transcribe import transcription
@@ -69,7 +79,9 @@ from voicepipe.llm.limited import shareable
 from voicepipe.llm.text import TextSource
 from voicepipe.pipeline import Pipeline
 from voicepipe.taskgroups import single_error
+from voicepipe.text.lexicon import Lexicon
 from voicepipe.text.sentences import CHUNKINGS, Chunking, check_chunking
+from voicepipe.transport.wording import scrub
 from voicepipe.tts.base import TTSEngine
 from voicepipe.voice.base import Transcriber
 
@@ -87,12 +99,20 @@ SPEECH_FORMATS = ("pcm", "wav", "mp3")
 
 @dataclass(frozen=True)
 class ServerSettings:
-    """Limits and policies: auth, CORS, request size, concurrency, defaults for requests."""
+    """Limits and policies: auth, CORS, hosts, request size, concurrency, request defaults."""
 
     api_key: str | None = None  # bearer token required on /v1/*; None: no auth
     cors_origins: tuple[str, ...] = ()  # origins allowed to call the API from a browser
+    # Host names the server answers to (exact, "*.domain", "*": any); others get 400.
+    allowed_hosts: tuple[str, ...] = LOOPBACK_HOSTS
+    allow_ip_hosts: bool = False  # also any IP literal (bound to 0.0.0.0: reached by address)
     max_body_bytes: int = 256 * 1024
+    body_timeout_s: float = 30.0  # a JSON body must arrive within this (408)
+    upload_timeout_s: float = 120.0  # an audio upload must arrive within this (408)
     max_sessions: int = 16  # concurrent streams; more get 429 with retry-after
+    max_sessions_per_client: int | None = None  # per client address; None: half, at least 1
+    max_session_s: float = 600.0  # a stream longer than this is ended (an error event says so)
+    heartbeat_s: float = 1.0  # an SSE comment after this long without an event
     rate_per_minute: int = 120  # requests per client address and minute on /v1 POSTs; 0: off
     max_messages: int = 200
     max_input_chars: int = 4096  # /v1/audio/speech input (OpenAI's limit too)
@@ -100,6 +120,7 @@ class ServerSettings:
     retry_after_s: int = 1
     chunking: Chunking = "adaptive"
     system: str | None = None
+    lexicon: Lexicon | None = None  # how names and jargon are said, in every answer
     prepare_on_startup: bool = True  # load every model in the lifespan (once, shared)
 
     def __repr__(self) -> str:  # never show the key, e.g. in a log line or traceback
@@ -123,7 +144,8 @@ class VoicepipeServer:
         self.transcribes = False  # whether /v1/audio/transcriptions has a transcriber
         self.ttses = dict(ttses)
         self.settings = settings
-        self.sessions = Sessions(settings.max_sessions)
+        per_client = settings.max_sessions_per_client or max(1, settings.max_sessions // 2)
+        self.sessions = Sessions(settings.max_sessions, per_client)
         self.rate = RateLimit(settings.rate_per_minute)
         self._pipelines: dict[tuple[str, str, str], Pipeline] = {}
         self._speech_source = TextSource(tokens_per_second=0)
@@ -134,7 +156,13 @@ class VoicepipeServer:
         pipe = self._pipelines.get(key)
         if pipe is None:
             source = self._speech_source if llm == "" else self.llms[llm]
-            pipe = Pipeline(source, self.ttses[tts], chunking=chunking, system=self.settings.system)
+            pipe = Pipeline(
+                source,
+                self.ttses[tts],
+                chunking=chunking,
+                system=self.settings.system,
+                lexicon=self.settings.lexicon,
+            )
             self._pipelines[key] = pipe
         return pipe
 
@@ -181,22 +209,33 @@ class VoicepipeServer:
         )
 
     async def index(self, request: Request) -> Response:
-        return FileResponse(WEB_DIR / "index.html", media_type="text/html")
+        return FileResponse(
+            WEB_DIR / "index.html",
+            media_type="text/html",
+            headers={"content-security-policy": PAGE_POLICY, "cache-control": "no-cache"},
+        )
+
+    async def _json_body(self, request: Request) -> dict[str, Any]:
+        """The client's rate spent, then its JSON body, read within the limits."""
+        self.rate.take(client_address(request))
+        settings = self.settings
+        return await read_json(request, settings.max_body_bytes, settings.body_timeout_s)
 
     async def chat_stream(self, request: Request) -> Response:
         received = time.perf_counter()
         try:
-            self.rate.take(request.client.host if request.client else "?")
-            body = await read_json(request, self.settings.max_body_bytes)
-            messages = parse_messages(body, self.settings.max_messages)
+            body = await self._json_body(request)
+            messages = parse_messages(body, self.settings.max_messages, self.settings.system)
             llm = choose(self.llms, body.get("llm"), "llm")
             voice = body.get("voice") if body.get("tts") is None else body.get("tts")
             tts = choose(self.ttses, voice, "voice")
             try:
                 chunking = check_chunking(body.get("chunking", self.settings.chunking))
-            except ConfigError as exc:
-                raise bad_request(str(exc)) from None
-            self.sessions.acquire(self.settings.retry_after_s)
+            except ConfigError:
+                raise bad_request(
+                    f"unknown chunking {shown(body.get('chunking'))}: use {', '.join(CHUNKINGS)}"
+                ) from None
+            release = self.sessions.acquire(self.settings.retry_after_s, client_address(request))
         except HTTPError as exc:
             return error_response(exc.status, str(exc), exc.kind, exc.headers)
         pipe = self.pipeline(llm, tts, chunking)
@@ -209,7 +248,9 @@ class VoicepipeServer:
             produce,
             media_type="text/event-stream",
             headers={"cache-control": "no-cache", "x-accel-buffering": "no"},
-            on_close=self.sessions.release,
+            on_close=release,
+            heartbeat=b":\n\n",
+            heartbeat_s=self.settings.heartbeat_s,
         )
 
     async def _chat_events(
@@ -223,25 +264,34 @@ class VoicepipeServer:
         sequence = 0
         reported: set[int] = set()
         run = None
+        limit = self.settings.max_session_s
         try:
-            async with pipe.run(messages, sink) as run:
-                async for event in run:
-                    if isinstance(event, TextChunk):
-                        await emit(sse("text", {"index": event.index, "text": event.text}))
-                    elif isinstance(event, AudioPlayed):
-                        await emit(sse("audio", audio_payload(event.chunk, sequence)))
-                        sequence += 1
-                        if first_audio is None:
-                            first_audio = time.perf_counter()
-                    elif isinstance(event, StageFailed):
-                        reported.add(id(event.error))
-                        await emit(sse("error", error_payload(event.error, event.stage)))
+            with anyio.move_on_after(limit) as too_long:
+                async with pipe.run(messages, sink) as run:
+                    async for event in run:
+                        if isinstance(event, TextChunk):
+                            await emit(sse("text", {"index": event.index, "text": event.text}))
+                        elif isinstance(event, AudioPlayed):
+                            await emit(sse("audio", audio_payload(event.chunk, sequence)))
+                            sequence += 1
+                            if first_audio is None:
+                                first_audio = time.perf_counter()
+                        elif isinstance(event, StageFailed):
+                            reported.add(id(event.error))
+                            log_failure(event.error, event.stage)
+                            await emit(sse("error", error_payload(event.error, event.stage)))
         except VoicepipeError as exc:
             if id(exc) not in reported:
+                log_failure(exc, "pipeline")
                 await emit(sse("error", error_payload(exc, "pipeline")))
         except Exception as exc:
             log.exception("a chat stream failed")
             await emit(sse("error", {"stage": "server", "type": error_kind(exc), "message": ""}))
+        if too_long.cancelled_caught:
+            message = f"the conversation reached the server's limit of {limit:g} s"
+            await emit(
+                sse("error", {"stage": "server", "type": "SessionTooLong", "message": message})
+            )
         metrics: dict[str, Any] = {}
         if run is not None and run.timeline.first("llm.request") is not None:
             metrics.update(run.metrics.as_dict())
@@ -250,13 +300,13 @@ class VoicepipeServer:
                 metrics["server_to_llm_ms"] = (llm_request.t - received) * 1000
         metrics["server_ttfa_ms"] = None if first_audio is None else (first_audio - received) * 1000
         await emit(sse("metrics", metrics))
-        await emit(sse("done", {"ok": run is not None and run.error is None}))
+        ok = run is not None and run.error is None and not too_long.cancelled_caught
+        await emit(sse("done", {"ok": ok}))
 
     async def speech(self, request: Request) -> Response:
         """OpenAI's ``/v1/audio/speech``: the text through the normalizer, chunker and TTS."""
         try:
-            self.rate.take(request.client.host if request.client else "?")
-            body = await read_json(request, self.settings.max_body_bytes)
+            body = await self._json_body(request)
             text = body.get("input")
             if not isinstance(text, str) or not text.strip():
                 raise bad_request("input must be a non-empty string")
@@ -277,7 +327,7 @@ class VoicepipeServer:
                 if not isinstance(rate, int) or not 8000 <= rate <= 48000:
                     raise bad_request("sample_rate must be an integer from 8000 to 48000")
             ffmpeg = find_ffmpeg("mp3 output") if fmt == "mp3" else ""
-            self.sessions.acquire(self.settings.retry_after_s)
+            release = self.sessions.acquire(self.settings.retry_after_s, client_address(request))
         except HTTPError as exc:
             return error_response(exc.status, str(exc), exc.kind, exc.headers)
         except VoicepipeError as exc:
@@ -289,15 +339,17 @@ class VoicepipeServer:
             sink = StreamSink()
             header = streaming_wav_header(rate) if fmt == "wav" else b""
             try:
-                async with anyio.create_task_group() as tg:
-                    tg.start_soon(self._speak, pipe, text, sink)
-                    pcm = pcm_stream(sink.audio, rate)
-                    if fmt == "mp3":
-                        await encode_mp3(ffmpeg, pcm, rate, emit)
-                    else:
-                        async for data in pcm:
-                            await emit(header + data)
-                            header = b""
+                # Past the limit the audio just ends: the stream is cut, not broken.
+                with anyio.move_on_after(self.settings.max_session_s):
+                    async with anyio.create_task_group() as tg:
+                        tg.start_soon(self._speak, pipe, text, sink)
+                        pcm = pcm_stream(sink.audio, rate)
+                        if fmt == "mp3":
+                            await encode_mp3(ffmpeg, pcm, rate, emit)
+                        else:
+                            async for data in pcm:
+                                await emit(header + data)
+                                header = b""
             except BaseExceptionGroup as group:
                 raise single_error(group) from None
             await emit(header)  # an answer with no audio is still a valid (empty) WAV
@@ -306,7 +358,7 @@ class VoicepipeServer:
             produce,
             media_type=media,
             headers={"x-sample-rate": str(rate)},
-            on_close=self.sessions.release,
+            on_close=release,
         )
 
     def speech_voice(self, body: Mapping[str, Any]) -> str:
@@ -316,19 +368,31 @@ class VoicepipeServer:
             if isinstance(wanted, str) and wanted in self.ttses:
                 return wanted
         voice = body.get("voice")
-        if voice is None or voice in OPENAI_VOICES:
+        if voice is None or (isinstance(voice, str) and voice in OPENAI_VOICES):
             return next(iter(self.ttses))
-        raise bad_request(f"unknown voice {voice!r}: this server offers {', '.join(self.ttses)}")
+        raise bad_request(
+            f"unknown voice {shown(voice)}: this server offers {', '.join(self.ttses)}"
+        )
 
     async def _speak(self, pipe: Pipeline, text: str, sink: StreamSink) -> None:
         """Run the speech pipeline; a failure before any audio becomes an error status."""
         try:
             await pipe.speak(text, sink)
         except VoicepipeError as exc:
+            log_failure(exc, "speech")
             if sink.seconds == 0:
                 status = 502 if isinstance(exc, ProviderError) else 500
-                raise HTTPError(status, str(exc), error_kind(exc)) from exc
-            log.warning("speech stopped early: %s", exc)
+                raise HTTPError(status, client_message(exc, "tts"), error_kind(exc)) from exc
+
+
+def client_address(request: Request) -> str:
+    """The peer's address (a trusted proxy's X-Forwarded-For only with --trusted-proxy)."""
+    return request.client.host if request.client else "?"
+
+
+def log_failure(exc: VoicepipeError, stage: str) -> None:
+    """The operator's record of a failure: the full message, credentials masked."""
+    log.warning("%s failed: %s: %s", stage, error_kind(exc), scrub(str(exc)))
 
 
 def create_app(
@@ -361,9 +425,12 @@ def create_app(
             await aclose_all([server, *parts])
 
     async def transcriptions(request: Request) -> Response:
-        return await transcription(request, stt, settings.max_audio_bytes, server.rate)
+        return await transcription(
+            request, stt, settings.max_audio_bytes, server.rate, settings.upload_timeout_s
+        )
 
-    middleware: list[Middleware] = []
+    hosts = HostAllowList(settings.allowed_hosts, any_ip=settings.allow_ip_hosts)
+    middleware = [Middleware(SecurityHeaders), Middleware(HostGuard, hosts=hosts)]
     if settings.cors_origins:
         middleware.append(
             Middleware(
@@ -374,6 +441,7 @@ def create_app(
                 expose_headers=["x-sample-rate", "retry-after"],
             )
         )
+    middleware.append(Middleware(OriginGuard, allowed=settings.cors_origins))
     if settings.api_key:
         middleware.append(Middleware(BearerAuth, key=settings.api_key))
     routes = [

@@ -1,17 +1,24 @@
-"""What the server refuses before any work: auth, session slots, per-client rate, bad requests."""
+"""What the server refuses before any work: auth, session slots, per-client rate, bad requests,
+requests for another host (DNS rebinding) and browser requests from other origins."""
 
 from __future__ import annotations
 
 import hmac
+import ipaddress
 import math
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping
+from urllib.parse import urlsplit
 
+from starlette.datastructures import Headers
 from starlette.responses import JSONResponse
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 PUBLIC_PATHS = ("/", "/healthz", "/favicon.ico")
+# Names that always mean this machine: a page on another site cannot make a browser send them.
+LOOPBACK_HOSTS = ("localhost", "127.0.0.1", "::1")
 
 
 class HTTPError(Exception):
@@ -36,16 +43,21 @@ def error_response(
 
 
 class Sessions:
-    """Counts streams in progress; refuses more than ``limit``. ``idle`` is set when none run."""
+    """Counts streams in progress; refuses more than ``limit``, and more than ``per_client``
+    from one client address, so one client cannot hold every slot. ``idle`` is set when none
+    run."""
 
-    def __init__(self, limit: int) -> None:
+    def __init__(self, limit: int, per_client: int | None = None) -> None:
         self.limit = limit
+        self.per_client = per_client or limit
         self.active = 0
         self.served = 0
+        self._by_client: Counter[str] = Counter()
         self.idle = threading.Event()  # a threading.Event so tests and other loops can wait
         self.idle.set()
 
-    def acquire(self, retry_after: int) -> None:
+    def acquire(self, retry_after: int, client: str = "?") -> Callable[[], None]:
+        """Take a slot for ``client``; returns the call that gives it back (once)."""
         if self.active >= self.limit:
             raise HTTPError(
                 429,
@@ -53,12 +65,33 @@ class Sessions:
                 "rate_limit_exceeded",
                 {"retry-after": str(retry_after)},
             )
+        if self._by_client[client] >= self.per_client:
+            raise HTTPError(
+                429,
+                f"this client already has {self.per_client} conversations in progress: "
+                "finish one first",
+                "rate_limit_exceeded",
+                {"retry-after": str(retry_after)},
+            )
         self.active += 1
+        self._by_client[client] += 1
         self.idle.clear()
+        released = False
 
-    def release(self) -> None:
+        def release() -> None:
+            nonlocal released
+            if not released:
+                released = True
+                self._release(client)
+
+        return release
+
+    def _release(self, client: str) -> None:
         self.active -= 1
         self.served += 1
+        self._by_client[client] -= 1
+        if self._by_client[client] <= 0:
+            del self._by_client[client]
         if self.active == 0:
             self.idle.set()
 
@@ -127,3 +160,134 @@ class BearerAuth:
             await response(scope, receive, send)
             return
         await self.app(scope, receive, send)
+
+
+def host_name(host_header: str) -> str:
+    """The host of a ``Host`` header, without port or IPv6 brackets, lower case ("" when it
+    is malformed)."""
+    host = host_header.strip().lower()
+    if host.startswith("["):
+        host, _, port = host[1:].partition("]")
+        return host if port == "" or (port[:1] == ":" and port[1:].isdigit()) else ""
+    if host.count(":") == 1:
+        host, _, port = host.partition(":")
+        return host if port.isdigit() else ""
+    return host
+
+
+def is_ip(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
+
+
+class HostAllowList:
+    """Which ``Host`` headers name this server: exact names, ``*.domain`` suffixes, ``*`` for
+    any, and (``any_ip``) every IP literal, which DNS rebinding cannot forge since it needs a
+    name."""
+
+    def __init__(self, hosts: Iterable[str], *, any_ip: bool = False) -> None:
+        names = {host_name(h) for h in hosts}
+        self.any = "*" in names
+        self.any_ip = any_ip
+        self.suffixes = tuple(n[1:] for n in names if n.startswith("*."))
+        self.names = frozenset(n for n in names if not n.startswith("*"))
+
+    def allows(self, host_header: str) -> bool:
+        if self.any:
+            return True
+        host = host_name(host_header)
+        if not host:
+            return False
+        if host in self.names or (self.any_ip and is_ip(host)):
+            return True
+        return any(host.endswith(suffix) for suffix in self.suffixes)
+
+
+class HostGuard:
+    """Refuses requests whose ``Host`` is not this server's (400), so a page on a name that
+    was rebound to this machine's address cannot drive it."""
+
+    def __init__(self, app: ASGIApp, hosts: HostAllowList) -> None:
+        self.app = app
+        self.hosts = hosts
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and not self.hosts.allows(Headers(scope=scope).get("host", "")):
+            response = error_response(
+                400,
+                "this server does not answer to that host name (start it with --allow-host NAME)",
+                "invalid_request_error",
+            )
+            await response(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
+
+
+class OriginGuard:
+    """Refuses POSTs a browser sends from another origin unless CORS allows that origin (403).
+
+    A form or a ``no-cors`` fetch from another site needs no preflight; this stops it running
+    work (a transcription, a conversation) even though it could not read the answer.
+    """
+
+    def __init__(self, app: ASGIApp, allowed: Iterable[str]) -> None:
+        self.app = app
+        self.allowed = frozenset(allowed)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] != "POST":
+            await self.app(scope, receive, send)
+            return
+        headers = Headers(scope=scope)
+        origin = headers.get("origin")
+        if origin is None or "*" in self.allowed or origin in self.allowed:
+            await self.app(scope, receive, send)
+            return
+        try:
+            same = urlsplit(origin).netloc.lower() == headers.get("host", "").lower()
+        except ValueError:
+            same = False
+        if same:
+            await self.app(scope, receive, send)
+            return
+        response = error_response(
+            403,
+            "requests from other sites' pages are refused (allow one with --cors-origin)",
+            "permission_error",
+        )
+        await response(scope, receive, send)
+
+
+# The page loads its own script and style only, may not be framed, and talks to this server.
+PAGE_POLICY = (
+    "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; "
+    "img-src 'self' data:; media-src 'self' blob:; base-uri 'none'; form-action 'none'; "
+    "frame-ancestors 'none'"
+)
+SECURITY_HEADERS = (
+    (b"x-content-type-options", b"nosniff"),
+    (b"x-frame-options", b"DENY"),
+    (b"referrer-policy", b"no-referrer"),
+)
+
+
+class SecurityHeaders:
+    """Adds headers that stop sniffing, framing and referrer leaks to every response."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = [*message.get("headers", []), *SECURITY_HEADERS]
+            await send(message)
+
+        await self.app(scope, receive, with_headers)

@@ -119,10 +119,10 @@ function addTurn(role, text) {
 
 function headers() {
   const h = { "content-type": "application/json" };
-  const key = $("key").value || localStorage.getItem("voicepipe-key");
+  const key = $("key").value || sessionStorage.getItem("voicepipe-key");
   if (key) {
     h.authorization = `Bearer ${key}`;
-    localStorage.setItem("voicepipe-key", key);
+    sessionStorage.setItem("voicepipe-key", key);  // gone when the tab closes
   }
   return h;
 }
