@@ -5,6 +5,11 @@ async with Pipeline(make_llm("local"), make_tts("piper")) as pipe:
         async for event in run:
             ...
     print(run.metrics.ttfa_ms)
+    await pipe.say("Text you already have.")          # no LLM; on the speakers
+    async for chunk in pipe.audio("Count to three."):  # the audio, chunk by chunk
+        ...
+
+voicepipe.speak_sync("Why is the sky blue?")           # blocking: scripts and notebooks
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from voicepipe.audio.sinks.files import EncodedFileSink, WavFileSink, file_sink
 from voicepipe.audio.sinks.null import NullSink
 from voicepipe.audio.sinks.playback import PlaybackSink
 from voicepipe.audio.sinks.tee import TeeSink
+from voicepipe.blocking import BlockingPipeline, say_sync, speak_sync
 from voicepipe.errors import (
     AudioError,
     ConfigError,
@@ -30,8 +36,8 @@ from voicepipe.errors import (
 )
 from voicepipe.events import AudioPlayed, PipelineEvent, StageFailed, TextChunk, TextDelta
 from voicepipe.metrics import RunMetrics, run_metrics, summarize
-from voicepipe.pipeline import Pipeline, Run
-from voicepipe.providers import make_llm, make_tts
+from voicepipe.pipeline import Pipeline, Run, SpeechText
+from voicepipe.providers import make_llm, make_stt, make_tts
 from voicepipe.text.sentences import SentenceBuffer, split_sentences
 from voicepipe.text.speech import SpeechNormalizer, to_speech
 from voicepipe.timeline import Event, Timeline
@@ -43,6 +49,7 @@ __all__ = [
     "AudioSink",
     "BenchConfig",
     "BenchResult",
+    "BlockingPipeline",
     "ConfigError",
     "Conversation",
     "EncodedFileSink",
@@ -59,6 +66,7 @@ __all__ = [
     "RunMetrics",
     "SentenceBuffer",
     "SpeechNormalizer",
+    "SpeechText",
     "StageFailed",
     "StreamInterrupted",
     "TeeSink",
@@ -71,8 +79,11 @@ __all__ = [
     "bench",
     "file_sink",
     "make_llm",
+    "make_stt",
     "make_tts",
     "run_metrics",
+    "say_sync",
+    "speak_sync",
     "split_sentences",
     "summarize",
     "to_speech",

@@ -1,7 +1,8 @@
 """The `voicepipe` command: a thin layer over the library (the README shows the same in Python).
 
 Each subcommand lives in its own module with ``add_parser(sub)``, which sets ``run`` (the
-command), ``is_async`` and ``needs_prompt`` as parser defaults.
+command), ``is_async`` and ``needs_prompt`` as parser defaults, and ``prompt_stdin`` when its
+PROMPT may come from stdin (``-``, or piped in).
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from importlib.metadata import PackageNotFoundError, version
 
 import anyio
 
@@ -18,6 +20,7 @@ from voicepipe.cli.common import (
     EXIT_INTERRUPTED,
     EXIT_USAGE,
     err,
+    read_prompt,
     require_prompt,
 )
 from voicepipe.cli.hints import with_hint
@@ -41,13 +44,23 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
+    parser.add_argument("--version", action="version", version=f"voicepipe {_version()}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for command in COMMANDS:
         command.add_parser(sub)
     return parser
 
 
+def _version() -> str:
+    try:
+        return version("voicepipe")
+    except PackageNotFoundError:  # run from a source tree that was never installed
+        return "(not installed)"
+
+
 def _run(args: argparse.Namespace) -> int:
+    if getattr(args, "prompt_stdin", False):
+        read_prompt(args)
     if args.needs_prompt:
         require_prompt(args)
     if not args.is_async:

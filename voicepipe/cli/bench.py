@@ -13,6 +13,7 @@ from typing import Any
 
 import anyio
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from voicepipe.apps.bench import (
@@ -27,7 +28,7 @@ from voicepipe.apps.bench import (
 )
 from voicepipe.apps.prompts import read_prompts
 from voicepipe.cli import voicebench
-from voicepipe.cli.common import add_pipeline_options, timeouts
+from voicepipe.cli.common import add_pipeline_options, export_otel, require_prompt, timeouts
 from voicepipe.errors import ConfigError
 from voicepipe.metrics import SUMMARY_FIELDS, stats
 
@@ -60,7 +61,9 @@ def add_parser(sub: Any) -> None:
         "--compare, configurations run interleaved (A B A B ...) so machine noise falls on "
         "all of them alike. Runs are recorded in the trace store (--no-trace to skip).",
     )
-    p.add_argument("prompt", nargs="?", default="", help="what to ask")
+    p.add_argument(
+        "prompt", nargs="?", help="what to ask (`-` or omitted with a pipe: read from stdin)"
+    )
     p.add_argument("--prompts", metavar="FILE", help="prompts, one per line (instead of PROMPT)")
     p.add_argument(
         "-n", type=int, default=5, metavar="N", help="measured runs per prompt (default 5)"
@@ -95,16 +98,15 @@ def add_parser(sub: Any) -> None:
     )
     voicebench.add_options(p)
     add_pipeline_options(p)
-    p.set_defaults(seed=0, run=run, is_async=True, needs_prompt=False)
+    p.set_defaults(seed=0, run=run, is_async=True, needs_prompt=False, prompt_stdin=True)
 
 
 async def _prompts(args: argparse.Namespace) -> list[str]:
     if args.prompts:
-        if args.prompt.strip():
+        if args.prompt is not None:
             raise ConfigError("give either PROMPT or --prompts FILE, not both")
         return read_prompts(args.prompts)
-    if not args.prompt.strip():
-        raise ConfigError("the prompt is empty: say what the assistant should answer")
+    require_prompt(args)
     return [args.prompt]
 
 
@@ -119,6 +121,12 @@ def configs_from_args(args: argparse.Namespace) -> list[BenchConfig]:
         system=args.system,
         max_tokens=args.max_tokens,
         seed=args.seed,
+        temperature=args.temperature,
+        tts_speed=args.tts_speed,
+        tts_format=args.tts_format,
+        tts_instructions=args.tts_instructions,
+        llm_key_env=args.llm_key_env,
+        tts_key_env=args.tts_key_env,
     )
     return compare(base, args.compare) if args.compare else [base]
 
@@ -142,7 +150,8 @@ def _console() -> Console:
 
 
 def _summary_table(result: BenchResult) -> Table:
-    table = Table(title=f"{result.config.label}  (n={len(result.runs)}, ms)", title_justify="left")
+    title = escape(f"{result.config.label}  (n={len(result.runs)}, ms)")
+    table = Table(title=title, title_justify="left")
     table.add_column("metric")
     for column in ("p50", "p95", "min", "max"):
         table.add_column(column, justify="right")
@@ -161,10 +170,10 @@ def _compare_table(results: Sequence[BenchResult], labels: Sequence[str]) -> Tab
     table = Table(title="medians side by side, and their ratios", title_justify="left")
     table.add_column("metric (p50)")
     for label in labels:
-        table.add_column(label, justify="right")
+        table.add_column(escape(label), justify="right")
     pairs = list(combinations(range(len(results)), 2))
     for i, j in pairs:
-        table.add_column(f"{labels[j]} / {labels[i]}", justify="right")
+        table.add_column(escape(f"{labels[j]} / {labels[i]}"), justify="right")
     for key, label, scale, decimals in _ROWS:
         medians = [_median(r, key) for r in results]
         # A ratio of values under one display unit (a 0.3 ms first token) is noise.
@@ -181,10 +190,33 @@ def _breakdown_table(results: Sequence[BenchResult], labels: Sequence[str]) -> T
     table = Table(title="where TTFA went (median ms of each part)", title_justify="left")
     table.add_column("part")
     for label in labels:
-        table.add_column(label, justify="right")
+        table.add_column(escape(label), justify="right")
     parts = [r.breakdown() for r in results]
     for key in BREAKDOWN_FIELDS:
         table.add_row(_PARTS[key], *("-" if p is None else f"{p[key]:.0f}" for p in parts))
+    return table
+
+
+_FLOOR_ROWS = {
+    "first_token_ms": "first token",
+    "three_words_ms": "first three words",
+    "tts_three_words_ms": "TTS on those three words alone",
+    "floor_ms": "floor (three words + their TTS)",
+    "ttfa_over_floor": "TTFA p50 / floor",
+}
+
+
+def _floor_table(results: Sequence[BenchResult], labels: Sequence[str]) -> Table:
+    """The floor measured in the same runs (see ``voicepipe.apps.bench.Floor``)."""
+    table = Table(title="the floor, in the same runs (median ms)", title_justify="left")
+    table.add_column("part")
+    for label in labels:
+        table.add_column(escape(label), justify="right")
+    floors = [r.floor() for r in results]
+    for key, name in _FLOOR_ROWS.items():
+        decimals = 2 if key == "ttfa_over_floor" else 0
+        cells = ("-" if f is None or key not in f else f"{f[key]:.{decimals}f}" for f in floors)
+        table.add_row(name, *cells)
     return table
 
 
@@ -211,7 +243,7 @@ def _cold_table(cold: Sequence[Sequence[ColdRun]], labels: Sequence[str]) -> Tab
         load = stats([r.load_ms for r in runs])
         ttfa = stats([r.ttfa_ms for r in runs])
         table.add_row(
-            label,
+            escape(label),
             str(len(runs)),
             *(_cell(v, 1.0, 0) for v in (total["p50"], total["min"], total["max"])),
             _cell(load["p50"], 1.0, 0),
@@ -266,7 +298,7 @@ def _progress(p: BenchProgress) -> None:
 
 async def run(args: argparse.Namespace) -> int:
     if args.voice:
-        if args.prompt.strip() or args.prompts or args.compare or args.cold:
+        if args.prompt is not None or args.prompts or args.compare or args.cold:
             raise ConfigError("--voice measures its recordings: no PROMPT, --prompts, --compare")
         return await voicebench.run(args)
     prompts = await _prompts(args)
@@ -295,6 +327,7 @@ async def run(args: argparse.Namespace) -> int:
     if len(results) > 1:
         console.print(_compare_table(results, labels))
     console.print(_breakdown_table(results, labels))
+    console.print(_floor_table(results, labels))
     for result, label in zip(results, labels, strict=True):
         console.print(_pipeline_share(result, label), markup=False)
     if cold:
@@ -310,6 +343,9 @@ async def run(args: argparse.Namespace) -> int:
         ]
         ids = await record(batch, command="bench", text=args.trace_text)
         print(f"traces {ids[0]}-{ids[-1]} recorded (voicepipe traces show ID)", file=sys.stderr)
+    for result, label in zip(results, labels, strict=True):  # with OTEL_EXPORTER_OTLP_ENDPOINT
+        settings = {**result.config.public(), "bench": label}
+        await export_otel(args, [r.run for r in result.runs], "bench", settings)
     report = [r.as_dict(args.n, args.warmup) for r in results]
     for entry, runs in zip(report, cold, strict=False):
         entry["cold"] = {

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from voicepipe.errors import MissingKey, MissingModel, NoDevice, VoicepipeError
+from voicepipe.errors import MissingKey, MissingModel, NoDevice, ProviderError, VoicepipeError
 
 __all__ = ["hint", "with_hint"]
 
@@ -17,6 +17,11 @@ def hint(exc: VoicepipeError) -> str | None:
         install = "scripts/demo installs it"
         flag = _MODEL_FLAG.get(exc.kind)
         return f"{install}, or pass {flag}" if flag else install
+    if isinstance(exc, ProviderError) and exc.status in (401, 403):
+        return (
+            "a key for another server goes in an environment variable whose name you pass: "
+            "--llm-key-env VAR (--tts-key-env, --stt-key-env for speech)"
+        )
     if isinstance(exc, NoDevice):
         if exc.direction == "output":
             return "write the audio to a file with -o FILE"

@@ -14,6 +14,7 @@ from rich.table import Table
 
 from voicepipe.apps.traces import Trace, TraceStore, default_path
 from voicepipe.cli.common import print_metrics
+from voicepipe.errors import ConfigError
 
 
 def add_parser(sub: Any) -> None:
@@ -31,7 +32,17 @@ def add_parser(sub: Any) -> None:
     show.add_argument("id", type=int, help="the run's id (first column of the list)")
     show.add_argument("--plot", metavar="FILE.png", help="draw its timeline (voicepipe[plot])")
     show.add_argument("--json", action="store_true", help="print the run as JSON instead")
+    show.add_argument(
+        "--events",
+        type=int,
+        default=DEFAULT_EVENTS,
+        metavar="N",
+        help=f"show the first N events (default {DEFAULT_EVENTS}; 0: all; --json has all)",
+    )
     p.set_defaults(run=run, is_async=False, needs_prompt=False)
+
+
+DEFAULT_EVENTS = 40  # the first ~40 events cover the TTFA of a typical run
 
 
 def _console() -> Console:
@@ -46,6 +57,14 @@ def _ms(value: float | None) -> str:
 
 
 def _list(store: TraceStore, limit: int) -> None:
+    infos = store.recent(limit) if store.path.exists() else []
+    if not infos:
+        # A fresh install has no store yet: that is not an error.
+        print(
+            f"no traces recorded yet ({store.path}): `voicepipe bench` records its runs; "
+            "say, synth and chat record with --trace"
+        )
+        return
     table = Table(title=escape(f"recorded runs in {store.path}"), title_justify="left")
     for column, justify in (
         ("id", "right"),
@@ -59,7 +78,7 @@ def _list(store: TraceStore, limit: int) -> None:
         ("audio s", "right"),
     ):
         table.add_column(column, justify=justify)  # type: ignore[arg-type]
-    for info in store.recent(limit):
+    for info in infos:
         when = datetime.datetime.fromtimestamp(info.created).strftime("%Y-%m-%d %H:%M:%S")
         c = info.config
         table.add_row(
@@ -76,7 +95,7 @@ def _list(store: TraceStore, limit: int) -> None:
     _console().print(table)
 
 
-def _show(trace: Trace) -> None:
+def _show(trace: Trace, limit: int) -> None:
     info = trace.info
     when = datetime.datetime.fromtimestamp(info.created).isoformat(timespec="seconds")
     print(f"trace {info.id}: {info.command} at {when}")
@@ -89,15 +108,24 @@ def _show(trace: Trace) -> None:
     table.add_column("t ms", justify="right")
     table.add_column("event")
     table.add_column("data")
-    for event in trace.timeline.events:
+    events = trace.timeline.events
+    shown = events if limit <= 0 else events[:limit]
+    for event in shown:
         data = ", ".join(
             f"{k}={v:.3f}" if isinstance(v, float) else f"{k}={v}" for k, v in event.data.items()
         )
-        table.add_row(f"{event.t * 1000:.1f}", event.name, escape(data))
+        table.add_row(f"{event.t * 1000:.1f}", escape(event.name), escape(data))
     _console().print(table)
+    if len(shown) < len(events):
+        print(
+            f"… {len(events) - len(shown)} more of {len(events)} events not shown "
+            "(--events 0 shows all; --json prints them)"
+        )
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.action == "show" and args.events < 0:
+        raise ConfigError("--events must be 0 (all) or more")
     store = TraceStore(args.db)
     if args.action != "show":
         _list(store, args.n)
@@ -117,7 +145,7 @@ def run(args: argparse.Namespace) -> int:
         }
         print(json.dumps(payload, indent=2))
     else:
-        _show(trace)
+        _show(trace, args.events)
     if args.plot:
         from voicepipe.apps.plot import plot_timelines
 

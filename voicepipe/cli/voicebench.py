@@ -8,6 +8,7 @@ import sys
 from typing import Any
 
 import anyio
+from rich.markup import escape
 from rich.table import Table
 
 from voicepipe.apps.voicebench import (
@@ -17,7 +18,7 @@ from voicepipe.apps.voicebench import (
     load_utterance,
     voice_summary,
 )
-from voicepipe.cli.common import make_pipeline, stt_from_args
+from voicepipe.cli.common import add_key_options, make_pipeline, stt_from_args
 from voicepipe.lifecycle import aclose_all, prepare_all
 from voicepipe.voice.vad import make_classifier
 
@@ -42,6 +43,7 @@ def add_options(p: argparse.ArgumentParser) -> None:
         "--stt", metavar="SPEC", help="speech-to-text (default: local, or openai with --stt-url)"
     )
     v.add_argument("--stt-url", metavar="URL", help="base URL of a transcription server")
+    add_key_options(v, ("stt",))
     v.add_argument("--vad", metavar="NAME", help="silero (default when installed), webrtc, energy")
 
 
@@ -84,7 +86,7 @@ async def run(args: argparse.Namespace) -> int:
             s = summary[name]
             cells.append("-" if s["p50"] is None else f"{s['p50']:.0f} / {s['p95']:.0f}")
         heard = sum(1 for r in u.runs if r.transcript)
-        table.add_row(u.name, *cells, f"{heard}/{len(u.runs)}")
+        table.add_row(escape(u.name), *cells, f"{heard}/{len(u.runs)}")
         report.append(
             {"utterance": u.name, "runs": [r.__dict__ for r in u.runs], "summary": summary}
         )

@@ -85,7 +85,8 @@ class NDJSONDecoder:
 class OllamaChat(HTTPChat[bytes]):
     """Streams Ollama's ``/api/chat`` as text deltas; thinking text is not yielded.
 
-    No key: Ollama has no authentication. After a stream, ``last_usage`` holds the final
+    Ollama itself has no authentication; ``api_key`` (sent as a bearer token) is for a proxy
+    in front of it that wants one. After a stream, ``last_usage`` holds the final
     metrics (token counts, durations in nanoseconds) and ``finish_reason`` the done reason.
     """
 
@@ -97,11 +98,14 @@ class OllamaChat(HTTPChat[bytes]):
         model: str,
         *,
         base_url: str | None = None,
+        api_key: str | None = None,
         max_tokens: int | None = None,
         keep_alive: str | None = None,
         **options: Unpack[ChatOptions],
     ) -> None:
-        super().__init__(model, ollama_base_url(base_url), max_tokens=max_tokens, **options)
+        super().__init__(
+            model, ollama_base_url(base_url), api_key=api_key, max_tokens=max_tokens, **options
+        )
         self.keep_alive = keep_alive
 
     def _payload(self, messages: Sequence[Message]) -> dict[str, Any]:

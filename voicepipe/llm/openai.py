@@ -7,7 +7,7 @@ from typing import Any, Unpack
 
 from voicepipe.llm.base import Message
 from voicepipe.transport.chat import ChatOptions, HTTPChat
-from voicepipe.transport.keys import OPENAI_BASE_URL, OPENAI_KEY
+from voicepipe.transport.keys import OPENAI_BASE_URL, OPENAI_KEY, openai_endpoint
 from voicepipe.transport.sse import SSEFrame
 from voicepipe.transport.stream import StreamProgress
 
@@ -19,8 +19,10 @@ class OpenAIChat(HTTPChat[SSEFrame]):
 
     On api.openai.com the key comes from ``OPENAI_API_KEY`` when ``api_key`` is None; other
     servers get no Authorization header unless ``api_key`` is given, so the OpenAI key never
-    leaks to a third party. Reasoning text, role and usage chunks are not yielded; after a
-    stream, ``last_usage`` and ``finish_reason`` hold what the server reported.
+    leaks to a third party. Without ``base_url``, ``$OPENAI_BASE_URL`` is honoured with
+    ``$OPENAI_API_KEY``, as by the official SDK: the user paired the two. Reasoning text, role
+    and usage chunks are not yielded; after a stream, ``last_usage`` and ``finish_reason`` hold
+    what the server reported.
     """
 
     name = "openai"
@@ -30,12 +32,13 @@ class OpenAIChat(HTTPChat[SSEFrame]):
         self,
         model: str,
         *,
-        base_url: str = OPENAI_BASE_URL,
+        base_url: str | None = None,
         api_key: str | None = None,
         max_tokens: int | None = None,
         include_usage: bool | None = None,
         **options: Unpack[ChatOptions],
     ) -> None:
+        base_url, api_key = openai_endpoint(base_url, api_key)
         super().__init__(model, base_url, api_key=api_key, max_tokens=max_tokens, **options)
         # Not every compatible server accepts stream_options: ask only where it is known to work.
         self.include_usage = self.official if include_usage is None else include_usage

@@ -2,24 +2,30 @@
 
 A vendor's key from the environment goes only to that vendor's own domain, so an
 ``OPENAI_API_KEY`` never reaches a compatible third-party server; an explicit key goes where
-the caller points it.
+the caller points it: ``api_key=`` in the library, ``--llm-key-env VAR`` (the variable's name,
+never the key) on the command line, or ``OPENAI_BASE_URL`` set beside ``OPENAI_API_KEY``, which
+pairs the two as the official OpenAI SDK does.
 """
 
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from voicepipe.errors import MissingKey
+from voicepipe.errors import ConfigError, MissingKey
 
 __all__ = [
+    "OPENAI_BASE_ENV",
     "OPENAI_BASE_URL",
     "OPENAI_KEY",
     "VendorKey",
     "env_key",
+    "named_key",
     "on_domain",
+    "openai_endpoint",
     "provider_key",
     "redact",
     "redacted_cause",
@@ -51,6 +57,32 @@ def env_key(var: str, provider: str) -> str:
     if not value:
         raise MissingKey(provider, var)
     return value
+
+
+# What an environment variable's name conventionally looks like; anything else given where a
+# name belongs may be a pasted key, and is never repeated in a message.
+_ENV_NAME = re.compile(r"[A-Z_][A-Z0-9_]*")
+
+
+def named_key(var: str, provider: str, option: str = "the key's variable") -> str:
+    """The key in the environment variable the user named (``--llm-key-env VAR``).
+
+    Only the name travels on the command line (where process lists and shell history would
+    show a key). An unset conventional name (``GROQ_API_KEY``) is MissingKey naming it; an
+    unset name that is not one (lower case, dashes: perhaps the key itself pasted by mistake)
+    is a ConfigError that does not repeat it.
+    """
+    name = var.strip()
+    value = os.environ.get(name, "").strip() if name else ""
+    if value:
+        return value
+    if _ENV_NAME.fullmatch(name):
+        raise MissingKey(provider, name)
+    raise ConfigError(
+        f"{option} takes the name of an environment variable that holds the key (such as "
+        "GROQ_API_KEY), and no variable by the given name is set; put the key in the "
+        "environment, never on the command line"
+    )
 
 
 def provider_key(
@@ -90,3 +122,20 @@ class VendorKey:
 OPENAI_BASE_URL = "https://api.openai.com/v1"
 # Chat, speech and transcription share it: one rule for where OPENAI_API_KEY may go.
 OPENAI_KEY = VendorKey("OPENAI_API_KEY", "api.openai.com")
+OPENAI_BASE_ENV = "OPENAI_BASE_URL"
+
+
+def openai_endpoint(base_url: str | None, api_key: str | None) -> tuple[str, str | None]:
+    """Where an OpenAI client sends its requests and the key it sends, as the official SDK
+    decides: an explicit ``base_url`` (with ``api_key`` only); else ``$OPENAI_BASE_URL`` with
+    ``$OPENAI_API_KEY`` (the user paired them, so the key may go there; unset: no key); else
+    api.openai.com, which requires ``$OPENAI_API_KEY`` (see :func:`provider_key`).
+    """
+    if base_url:
+        return base_url, api_key
+    env_base = os.environ.get(OPENAI_BASE_ENV, "").strip()
+    if not env_base:
+        return OPENAI_BASE_URL, api_key
+    if api_key is None:
+        api_key = os.environ.get(OPENAI_KEY.env, "").strip() or None
+    return env_base, api_key
