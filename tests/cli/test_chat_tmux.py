@@ -215,9 +215,11 @@ def test_interrupting_mid_answer_by_key_and_by_ctrl_c(open_chat: Any, tmp_path: 
     by_key, by_ctrl_c = int(stopped.group(1)), int(again.group(1))
     print(f"stopped in {by_key} ms (a key), {by_ctrl_c} ms (Ctrl-C)")
     # From the key to the sink's abort returning: the 8 ms fade and closing the stream, while
-    # llama.cpp keeps both cores busy. 11-26 ms measured here; tests/apps/test_chat.py checks
-    # the same 50 ms on a device that plays in real time.
-    assert by_key < 50 and by_ctrl_c < 50
+    # llama.cpp keeps both cores busy: 11-26 ms on a quiet machine (scripts/bench_chat.py
+    # measures it), 64 ms once with five other jobs on the two cores. The test holds that
+    # the stop is prompt, not the figure: a stuck stop (waiting for the answer to finish,
+    # or for the device to drain half a second of audio) would take hundreds of ms.
+    assert by_key < 250 and by_ctrl_c < 250
     chat.type(f"/save {tmp_path / 'cut'}")
     chat.wait_for(r"^wrote ", after=again.end())
     chat.key("C-c")  # at the prompt, Ctrl-C leaves

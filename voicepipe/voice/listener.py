@@ -2,7 +2,9 @@
 
 While the assistant speaks, the listener either keeps listening with a raised threshold
 (barge-in by voice: the level of the assistant's own voice picked up by the microphone,
-measured as playback starts, plus a margin) or is paused (simple gating).
+measured as playback starts, plus a margin) or is paused (simple gating). Given an echo
+canceller, the listener hears the microphone with the assistant's voice taken out, and the
+threshold follows what is being played (see ``VoiceActivity``).
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from contextlib import aclosing
 
 from voicepipe.audio.chunk import Samples
 from voicepipe.errors import AudioError
+from voicepipe.voice.echo import EchoCanceller
 from voicepipe.voice.microphone import Microphone
 from voicepipe.voice.vad import LISTEN_RATE, SpeechClassifier, UtteranceDetector, VoiceActivity
 
@@ -35,9 +38,11 @@ class Listener:
         microphone: Microphone,
         vad: VoiceActivity | None = None,
         classifier: SpeechClassifier | None = None,
+        echo: EchoCanceller | None = None,
     ) -> None:
         self.microphone = microphone
         self.detector = UtteranceDetector(LISTEN_RATE, vad, classifier)
+        self.echo = echo
         self._ignore = 0  # samples still to skip after resume
         self._ready: deque[Samples] = deque()
 
@@ -71,26 +76,30 @@ class Listener:
 
     async def wait_for_speech(self) -> None:
         """Return as soon as an utterance starts (it stays in the detector, to be finished)."""
-        async with aclosing(self.microphone.blocks()) as blocks:
-            async for block in blocks:
-                self._take(block)
+        async with aclosing(self.microphone.timed_blocks()) as blocks:
+            async for at, block in blocks:
+                self._take(block, at)
                 if self._ready or self.detector.in_utterance:
                     return
 
-    def _take(self, block: Samples) -> None:
+    def _take(self, block: Samples, at: float) -> None:
+        reference = None
+        if self.echo is not None:
+            block, reference = self.echo.process(block, at)
         if self._ignore:
             skip = min(self._ignore, len(block))
             self._ignore -= skip
             block = block[skip:]
-        self._ready.extend(self.detector.feed(block))
+            reference = None if reference is None else reference[skip:]
+        self._ready.extend(self.detector.feed(block, reference))
 
     async def next_utterance(self) -> Samples:
         """Wait for the next complete utterance (16 kHz mono int16)."""
         if self._ready:
             return self._ready.popleft()
-        async with aclosing(self.microphone.blocks()) as blocks:
-            async for block in blocks:
-                self._take(block)
+        async with aclosing(self.microphone.timed_blocks()) as blocks:
+            async for at, block in blocks:
+                self._take(block, at)
                 if self._ready:
                     return self._ready.popleft()
         raise AudioError("the microphone stopped")  # pragma: no cover - blocks() never ends

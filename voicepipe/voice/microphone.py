@@ -6,6 +6,7 @@ import math
 import time
 from collections import deque
 from collections.abc import AsyncGenerator
+from contextlib import aclosing
 from typing import Any
 
 import anyio
@@ -19,13 +20,32 @@ from voicepipe.errors import AudioError
 from voicepipe.voice.vad import LISTEN_RATE
 
 
+def captured_at(time_info: Any, duration_s: float) -> float:
+    """When a PortAudio input block's first sample was captured, on ``time.perf_counter``.
+
+    PortAudio stamps the block with its ADC time on the stream's clock; the gap to the
+    stream's current time carries over to ours. Without stamps (some host APIs give zeros)
+    the block is taken to have just ended.
+    """
+    now = time.perf_counter()
+    adc, current = (
+        getattr(time_info, "inputBufferAdcTime", 0.0),
+        getattr(time_info, "currentTime", 0.0),
+    )
+    if adc and current and 0.0 <= current - adc < 1.0:
+        return now - (current - adc)
+    return now - duration_s
+
+
 class Microphone:
     """Mono int16 blocks at ``LISTEN_RATE`` from an input device, while open.
 
     The PortAudio callback only appends each block to a bounded deque (thread-safe, never
     blocks); ``blocks()`` drains it once per block period. If the consumer falls more than
     ``max_buffer_s`` behind, the oldest audio is dropped and counted in ``dropped_blocks``.
-    Blocks captured while ``paused`` are discarded.
+    Blocks captured while ``paused`` are discarded. ``timed_blocks()`` also gives each
+    block's capture time (``time.perf_counter`` seconds, from PortAudio's ADC time), which
+    lines it up with what was played (echo cancellation).
     """
 
     def __init__(
@@ -37,7 +57,7 @@ class Microphone:
         self.paused = False
         self.dropped_blocks = 0
         self.sample_rate = LISTEN_RATE  # the device's rate once open
-        self._blocks: deque[npt.NDArray[np.int16]] = deque(
+        self._blocks: deque[tuple[float, npt.NDArray[np.int16]]] = deque(
             maxlen=max(1, math.ceil(max_buffer_s * 1000 / block_ms))
         )
         self._stream: Any = None
@@ -82,7 +102,9 @@ class Microphone:
             return
         if len(self._blocks) == self._blocks.maxlen:
             self.dropped_blocks += 1
-        self._blocks.append(np.array(indata[:, 0], dtype=np.int16))
+        self._blocks.append(
+            (captured_at(when, frames / self.sample_rate), np.array(indata[:, 0], dtype=np.int16))
+        )
 
     def _close(self) -> None:
         if self._stream is not None:
@@ -99,15 +121,21 @@ class Microphone:
 
     async def blocks(self) -> AsyncGenerator[Samples, None]:
         """The captured audio, block by block, at ``LISTEN_RATE``; runs until cancelled."""
+        async with aclosing(self.timed_blocks()) as blocks:
+            async for _, block in blocks:
+                yield block
+
+    async def timed_blocks(self) -> AsyncGenerator[tuple[float, Samples], None]:
+        """``(capture time of the first sample, block)`` pairs, as ``blocks()``."""
         period = self.block_ms / 1000
         next_at = time.perf_counter()
         while True:
             while self._blocks:
-                block = self._blocks.popleft()
+                at, block = self._blocks.popleft()
                 if self._resampler is not None:
                     block = self._resampler.process(block)
                 if block.size:
-                    yield block
+                    yield at, block
             next_at = max(next_at + period, time.perf_counter())
             await anyio.sleep(max(0.0, next_at - time.perf_counter()))
 
@@ -119,8 +147,8 @@ class RecordedMicrophone(Microphone):
     so a listener on it runs its real code; for benchmarks (``bench --voice``) and tests.
     """
 
-    def __init__(self, *, block_ms: float = 20.0) -> None:
-        super().__init__(None, block_ms=block_ms)
+    def __init__(self, *, block_ms: float = 20.0, max_buffer_s: float = 10.0) -> None:
+        super().__init__(None, block_ms=block_ms, max_buffer_s=max_buffer_s)
 
     async def __aenter__(self) -> RecordedMicrophone:
         return self
@@ -128,16 +156,23 @@ class RecordedMicrophone(Microphone):
     async def __aexit__(self, *exc: object) -> None:
         pass
 
-    async def play(self, samples: npt.NDArray[np.int16], sample_rate: int = LISTEN_RATE) -> float:
-        """Feed ``samples`` at their real pace; return the time (perf_counter) of the last block."""
+    async def play(
+        self,
+        samples: npt.NDArray[np.int16],
+        sample_rate: int = LISTEN_RATE,
+        *,
+        start_at: float | None = None,
+    ) -> float:
+        """Feed ``samples`` at their real pace, the first sample captured at ``start_at``
+        (perf_counter; default now); return the time of the last block."""
         audio = convert_rate(np.asarray(samples, np.int16).reshape(-1), sample_rate, LISTEN_RATE)
         block = max(1, round(LISTEN_RATE * self.block_ms / 1000))
         period = self.block_ms / 1000
-        started = time.perf_counter()
+        started = time.perf_counter() if start_at is None else start_at
         last = started
         for i, start in enumerate(range(0, len(audio), block)):
             await anyio.sleep(max(0.0, started + (i + 1) * period - time.perf_counter()))
             if not self.paused:
-                self._blocks.append(audio[start : start + block])
+                self._blocks.append((started + i * period, audio[start : start + block]))
             last = time.perf_counter()
         return last

@@ -130,6 +130,18 @@ class VoiceActivity:
     starts meanwhile); speech must then be ``echo_margin_db`` above that, for
     ``echo_start_ms`` in a row, so only a user speaking louder or closer interrupts.
 
+    With echo cancellation the detector is also given the reference (what was played, lined
+    up with the capture) and gates on it instead: the echo left after cancellation is
+    expected at the reference's level (its loudest frame in the last ``echo_span_ms``, which
+    covers the echo's delay and the room's tail) plus the residual coupling, the highest
+    ratio of heard to played in the last ``echo_window_ms`` of frames that were not speech
+    (learnt as the assistant speaks, kept between answers; until a whole window is learnt,
+    ``echo_coupling_db``: the canceller may add a little while it adapts). It falls at once
+    and rises by at most ``echo_rise_db_per_s`` (as the canceller's own filter does, it
+    changes slowly; the quiet start of a user's word must not hide the rest). Speech must be
+    ``echo_margin_db`` above that for ``echo_cancelled_start_ms`` in a row; in the
+    assistant's own pauses the usual threshold holds.
+
     After ``pause_ms`` of non-speech inside an utterance the detector reports a pause (the
     utterance may be over): a listener can start transcribing then, before the end is sure.
     """
@@ -147,6 +159,11 @@ class VoiceActivity:
     echo_measure_ms: float = 200.0
     echo_margin_db: float = 12.0
     echo_start_ms: float = 200.0
+    echo_coupling_db: float = 6.0
+    echo_span_ms: float = 200.0
+    echo_window_ms: float = 1000.0
+    echo_rise_db_per_s: float = 6.0
+    echo_cancelled_start_ms: float = 100.0
     pause_ms: float = 250.0
 
 
@@ -205,6 +222,14 @@ class UtteranceDetector:
         self.echo_dbfs: float | None = None  # the assistant's voice at the microphone, if playing
         self._echo_wait = 0  # frames still to wait for the assistant's voice to arrive
         self._echo_measure = 0  # frames of it still to measure before listening
+        # With a reference (echo cancellation): recent reference levels, the residual
+        # coupling (heard minus played, dB) and the window it is the maximum of.
+        self._played: deque[float] = deque(maxlen=self._frames_for(self.vad.echo_span_ms))
+        self.echo_coupling_db = vad.echo_coupling_db  # until a window of it is learnt
+        self._learnt = 0
+        self._couplings: deque[tuple[int, float]] = deque()
+        self._run_couplings: list[tuple[int, float]] = []  # the speech run's, until it counts
+        self._ref_rest = np.zeros(0, np.int16)
 
     @property
     def hearing_echo(self) -> bool:
@@ -234,19 +259,30 @@ class UtteranceDetector:
         """Forget the audio in progress (the noise floor stays)."""
         if self.classifier is not None:
             self.classifier.reset()
-        self._rest = np.zeros(0, np.int16)
+        self._rest = self._ref_rest = np.zeros(0, np.int16)
         self._preroll.clear()
         self._utterance = []
         self._speech_run = self._silence_run = 0
 
-    def feed(self, samples: npt.NDArray[np.int16]) -> list[Samples]:
-        """Take the next samples; return the utterances that ended in them, in order."""
+    def feed(
+        self, samples: npt.NDArray[np.int16], reference: npt.NDArray[np.int16] | None = None
+    ) -> list[Samples]:
+        """Take the next samples; return the utterances that ended in them, in order.
+
+        ``reference``: what was played, sample for sample with ``samples``, when an echo
+        canceller cleaned them (see ``VoiceActivity``).
+        """
         data = np.concatenate([self._rest, np.asarray(samples, np.int16).reshape(-1)])
         whole = len(data) // self.frame * self.frame
         self._rest = data[whole:]
+        played = None
+        if reference is not None:
+            played = np.concatenate([self._ref_rest, np.asarray(reference, np.int16).reshape(-1)])
+            self._ref_rest = played[whole:]
         out: list[Samples] = []
         for start in range(0, whole, self.frame):
-            done = self._frame(data[start : start + self.frame])
+            ref = None if played is None else played[start : start + self.frame]
+            done = self._frame(data[start : start + self.frame], ref)
             if done is not None:
                 out.append(done)
         return out
@@ -261,13 +297,24 @@ class UtteranceDetector:
         utterance = self._finish(keep_silence=self._silence_run)
         return [utterance]
 
-    def _frame(self, frame: npt.NDArray[np.int16]) -> Samples | None:
+    def _frame(
+        self, frame: npt.NDArray[np.int16], reference: npt.NDArray[np.int16] | None = None
+    ) -> Samples | None:
         vad = self.vad
         level = level_dbfs(frame)
         self._track_floor(level)
         threshold = max(self.noise_floor_dbfs + vad.margin_db, vad.min_dbfs)
         start_ms = vad.start_ms
-        if self.echo_dbfs is not None and self._echo_measure:
+        coupling: float | None = None  # this frame's heard minus played, to learn from
+        if reference is not None:
+            self._played.append(level_dbfs(reference))
+        if reference is not None and self.echo_dbfs is not None:
+            played = max(self._played)
+            if played > vad.min_dbfs:
+                coupling = level - played
+                threshold = max(threshold, played + self.echo_coupling_db + vad.echo_margin_db)
+                start_ms = max(start_ms, vad.echo_cancelled_start_ms)
+        elif self.echo_dbfs is not None and self._echo_measure:
             if self._echo_wait and level < threshold:
                 self._echo_wait -= 1  # the assistant's voice has not reached the microphone
             else:
@@ -290,13 +337,16 @@ class UtteranceDetector:
             self._preroll.append(frame)
             if not speech:
                 self._speech_run = 0
+                self._learn_coupling(coupling, run_ended=True)
                 return None
             self._speech_run += 1
+            self._learn_coupling(coupling, run_ended=False)
             if self._speech_run >= self._frames_for(start_ms):
                 keep = self._frames_for(max(vad.preroll_ms, start_ms))
                 self._utterance = list(self._preroll)[-keep:]
                 self._preroll.clear()
                 self._silence_run = 0
+                self._run_couplings = []  # the user's voice: not the echo's coupling
             return None
         self._utterance.append(frame)
         self._silence_run = 0 if speech else self._silence_run + 1
@@ -314,6 +364,32 @@ class UtteranceDetector:
         self._utterance = []
         self._speech_run = self._silence_run = 0
         return np.concatenate(frames) if frames else np.zeros(0, np.int16)
+
+    def _learn_coupling(self, coupling: float | None, *, run_ended: bool) -> None:
+        """Keep the residual coupling the highest of the recent frames that were not speech.
+
+        A speech run's frames wait: if it ends before it counts as an utterance, it was the
+        echo after all (louder than expected), and they raise the coupling.
+        """
+        if coupling is not None:
+            self._run_couplings.append((self._frame_count, coupling))
+            self._learnt += 1
+        if not run_ended:
+            return
+        window = self._couplings
+        for frame, value in self._run_couplings:
+            while window and window[-1][1] <= value:
+                window.pop()
+            window.append((frame, value))
+        self._run_couplings = []
+        oldest = self._frame_count - self._frames_for(self.vad.echo_window_ms)
+        while window and window[0][0] <= oldest:
+            window.popleft()
+        if window and self._learnt >= self._frames_for(self.vad.echo_window_ms):
+            # Down at once; up slowly, so the quiet start of a user's word cannot raise it
+            # much before the word counts as speech.
+            rise = self.vad.echo_rise_db_per_s * self.vad.frame_ms / 1000
+            self.echo_coupling_db = min(window[0][1], self.echo_coupling_db + rise)
 
     def _track_floor(self, level: float) -> None:
         self._frame_count += 1

@@ -55,6 +55,49 @@ def test_played_samples_are_the_written_samples_in_order(tmp_path: Path) -> None
     np.testing.assert_array_equal(played[played != 0], expected)
 
 
+TAP = """
+import json
+import anyio, numpy as np
+from voicepipe.audio.chunk import AudioChunk
+from voicepipe.audio.sinks.playback import PlaybackSink
+
+async def main():
+    heard = []
+    sink = PlaybackSink(smooth_joins=False, on_played=lambda s, r, at: heard.append((s, r, at)))
+    await sink.start()
+    rng = np.random.default_rng(7)
+    for i, n in enumerate([3000, 11025, 5, 22050, 4410]):
+        await sink.write(AudioChunk(rng.integers(1, 20000, n).astype(np.int16), 22050, i))
+    await sink.finish()
+    samples = np.concatenate([s for s, _, _ in heard])
+    print(json.dumps({
+        "samples": samples[samples != 0].tolist(),
+        "blocks": sum(len(s) for s, _, _ in heard),
+        "rates": sorted({r for _, r, _ in heard}),
+        "times_rise": all(b[2] > a[2] for a, b in zip(heard, heard[1:])),
+        "frames_played": sink.frames_played,
+    }))
+
+anyio.run(main)
+"""
+
+
+def test_the_echo_reference_hears_every_sample_the_device_gets(tmp_path: Path) -> None:
+    """``on_played`` (the echo canceller's reference) sees exactly what the callback wrote,
+    block by block through real PortAudio, with times that move forward."""
+    env, capture = alsa_capture_env(tmp_path)
+    result = subprocess.run(
+        [sys.executable, "-c", TAP], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    np.testing.assert_array_equal(np.array(report["samples"], np.int16), expected_samples())
+    assert report["rates"] == [22050] and report["times_rise"]
+    assert report["blocks"] >= report["frames_played"]  # silence padding included
+    played = np.fromfile(capture, dtype="<i2")
+    np.testing.assert_array_equal(played[played != 0], expected_samples())
+
+
 def test_no_device_is_a_clear_error(tmp_path: Path) -> None:
     env, _ = alsa_capture_env(tmp_path)
     script = (

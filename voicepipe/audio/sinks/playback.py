@@ -17,6 +17,24 @@ from voicepipe.audio.joins import SinkFeed
 from voicepipe.errors import AudioError
 
 
+def reaches_speaker_at(time_info: Any, stream: Any) -> float:
+    """When an output block's first sample leaves the speaker, on ``time.perf_counter``.
+
+    PortAudio stamps the block with its DAC time on the stream's clock; the gap from the
+    stream's current time carries over to ours. Without stamps (some host APIs give zeros)
+    the stream's reported output latency stands in.
+    """
+    now = time.perf_counter()
+    dac, current = (
+        getattr(time_info, "outputBufferDacTime", 0.0),
+        getattr(time_info, "currentTime", 0.0),
+    )
+    if dac and current and 0.0 <= dac - current < 1.0:
+        return now + (dac - current)
+    latency = getattr(stream, "latency", 0.0)
+    return now + (latency if isinstance(latency, float) else 0.0)
+
+
 class PlaybackSink:
     """Plays audio on an output device as it arrives, with no reopen between chunks.
 
@@ -27,6 +45,11 @@ class PlaybackSink:
     underruns: silence inserted because audio ran dry before the end. ``write`` waits while
     more than ``max_buffer_s`` is buffered, so backpressure reaches the queue. ``abort`` fades
     out over ``fade_ms``, stops the device and releases it (within ~20 ms).
+
+    ``on_played(samples, sample_rate, at)``, if given, hears every block as it goes to the
+    device, with the time it reaches the speaker (``time.perf_counter`` seconds, from
+    PortAudio's DAC time): the reference an echo canceller needs. It runs on PortAudio's
+    thread, so it must only store the block.
     """
 
     def __init__(
@@ -40,8 +63,10 @@ class PlaybackSink:
         smooth_joins: bool = True,
         clock: Callable[[], float] = time.perf_counter,
         stall_timeout_s: float = 2.0,
+        on_played: Callable[[Samples, int, float], None] | None = None,
     ) -> None:
         self.device = device
+        self.on_played = on_played
         self.stall_timeout_s = stall_timeout_s
         self.preroll_ms = preroll_ms
         self.max_buffer_s = max_buffer_s
@@ -143,6 +168,10 @@ class PlaybackSink:
                 self._fade_left -= n
         if outdata.shape[1] > 1:
             outdata[:, 1:] = outdata[:, :1]
+        if self.on_played is not None and self.sample_rate is not None:
+            self.on_played(
+                out.copy(), self.sample_rate, reaches_speaker_at(time_info, self._stream)
+            )
 
     def _close_underrun(self) -> None:
         """Record the dry spell in progress (call with the lock held)."""
