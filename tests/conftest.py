@@ -6,6 +6,8 @@ from pathlib import Path
 import pytest
 
 from tests.audio.conftest import PacedDevice
+from tests.servers import serve
+from tests.servers.llm import FakeLLM
 
 
 @pytest.fixture(params=["asyncio", "trio"])
@@ -25,3 +27,19 @@ def paced_device(tmp_path: Path) -> Iterator[PacedDevice]:
         yield device
     finally:
         device.close()
+
+
+@pytest.fixture(scope="session")
+def llm_server() -> Iterator[tuple[FakeLLM, str]]:
+    """One fake OpenAI-compatible LLM server (a real uvicorn on loopback) for the session."""
+    app = FakeLLM()
+    with serve(app) as url:
+        yield app, url
+
+
+@pytest.fixture
+def fake(llm_server: tuple[FakeLLM, str]) -> FakeLLM:
+    """The fake LLM server, with default behaviour and no recorded requests."""
+    app, _ = llm_server
+    app.reset()
+    return app

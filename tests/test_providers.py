@@ -28,19 +28,6 @@ OFFICIAL = "sk-official-openai-key-never-elsewhere"
 needs_espeak = pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="needs espeak-ng")
 
 
-@pytest.fixture(scope="module")
-def llm_server() -> Iterator[tuple[FakeLLM, str]]:
-    app = FakeLLM()
-    with serve(app) as url:
-        yield app, url
-
-
-@pytest.fixture
-def fake(llm_server: tuple[FakeLLM, str]) -> FakeLLM:
-    llm_server[0].reset()
-    return llm_server[0]
-
-
 @pytest.fixture
 def url(llm_server: tuple[FakeLLM, str]) -> str:
     return llm_server[1]

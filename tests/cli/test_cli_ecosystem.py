@@ -9,7 +9,6 @@ from __future__ import annotations
 import os
 import shutil
 import sqlite3
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -22,19 +21,6 @@ from tests.servers.tts import TTSServer
 KEY = "sk-gateway-test-key-5f1c0e9a"
 OFFICIAL = "sk-official-openai-never-sent-elsewhere"
 needs_espeak = pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="needs espeak-ng")
-
-
-@pytest.fixture(scope="module")
-def llm_server() -> Iterator[tuple[FakeLLM, str]]:
-    app = FakeLLM()
-    with serve(app) as url:
-        yield app, url
-
-
-@pytest.fixture
-def fake(llm_server: tuple[FakeLLM, str]) -> FakeLLM:
-    llm_server[0].reset()
-    return llm_server[0]
 
 
 @pytest.fixture

@@ -65,22 +65,9 @@ def pcm(events: list[SSE]) -> np.ndarray:
     return np.frombuffer(data, "<i2")
 
 
-@pytest.fixture(scope="module")
-def fake_llm() -> Iterator[tuple[FakeLLM, str]]:
-    app = FakeLLM()
-    with serve(app) as url:
-        yield app, url
-
-
 @pytest.fixture
-def fake(fake_llm: tuple[FakeLLM, str]) -> FakeLLM:
-    fake_llm[0].reset()
-    return fake_llm[0]
-
-
-@pytest.fixture
-def upstream(fake: FakeLLM, fake_llm: tuple[FakeLLM, str]) -> OpenAIChat:
-    return OpenAIChat("x", base_url=f"{fake_llm[1]}/v1")
+def upstream(fake: FakeLLM, llm_server: tuple[FakeLLM, str]) -> OpenAIChat:
+    return OpenAIChat("x", base_url=f"{llm_server[1]}/v1")
 
 
 @pytest.fixture
