@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,6 +19,9 @@ TTS_DONE = "tts.done"  # synthesis of a chunk finished (data: index, seconds)
 SINK_AUDIO = "sink.audio"  # audio was handed to the sink (data: index, seconds, queued_s)
 UNDERRUN = "sink.underrun"  # playback ran dry (data: seconds of silence inserted)
 ERROR = "error"  # a stage failed (data: stage, message)
+# A provider in a fallback chain failed and the next took over (data: stage, index, failed,
+# next, message); ``index`` is the text chunk the next engine speaks (None for the LLM).
+FALLBACK = "fallback"
 RUN_END = "run.end"
 
 
@@ -58,3 +62,19 @@ class Timeline:
     def all(self, name: str) -> Iterator[Event]:
         """Every event called ``name``, in the order stamped."""
         return (e for e in self.events if e.name == name)
+
+
+# The timeline of the run whose stages the current task serves. Providers stamp it without
+# being handed the run (a fallback chain marks its switch): the pipeline binds it in the task
+# that starts the stages, which they inherit, so it never outlives the run.
+_current: ContextVar[Timeline | None] = ContextVar("voicepipe_timeline", default=None)
+
+
+def bind(timeline: Timeline) -> None:
+    """Make ``timeline`` the current one for this task and the tasks it starts from now on."""
+    _current.set(timeline)
+
+
+def current() -> Timeline | None:
+    """The timeline bound for this task's run (None outside a pipeline run)."""
+    return _current.get()

@@ -1,14 +1,18 @@
-"""The trace store: runs round-trip, text only when asked, never a key or a credential."""
+"""The trace store: runs round-trip, text only when asked, never a key or a credential; it
+lives in the platform's user data folder and carries a schema version."""
 
 from __future__ import annotations
 
 import sqlite3
+from contextlib import closing
 from pathlib import Path
 
+import platformdirs
 import pytest
 
+from tests.cli.test_cli import voicepipe
 from voicepipe import timeline as tl
-from voicepipe.apps.traces import TraceStore, default_path, safe_config
+from voicepipe.apps.traces import SCHEMA_VERSION, TraceStore, default_path, safe_config
 from voicepipe.errors import ConfigError
 from voicepipe.pipeline import Run
 from voicepipe.timeline import Event, Timeline
@@ -132,3 +136,77 @@ def test_default_path_follows_the_environment(
     assert default_path() == tmp_path / ".local" / "share" / "voicepipe" / "traces.sqlite"
     monkeypatch.setenv("VOICEPIPE_TRACE_DB", str(tmp_path / "x.sqlite"))
     assert default_path() == tmp_path / "x.sqlite"
+
+
+def test_default_path_is_the_platforms_user_data_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("VOICEPIPE_TRACE_DB", raising=False)
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
+    expected = platformdirs.user_data_path("voicepipe", appauthor=False) / "traces.sqlite"
+    assert default_path() == expected == tmp_path / "data" / "voicepipe" / "traces.sqlite"
+
+
+def user_version(path: Path) -> int:
+    with closing(sqlite3.connect(path)) as conn:
+        return int(conn.execute("PRAGMA user_version").fetchone()[0])
+
+
+def test_a_new_store_carries_the_schema_version(tmp_path: Path) -> None:
+    store = TraceStore(tmp_path / "t.sqlite")
+    store.save(known_run(), command="say", config={})
+    assert user_version(store.path) == SCHEMA_VERSION == 1
+
+
+# The store as voicepipe wrote it before schema versions (user_version 0), with one run.
+LEGACY = """
+CREATE TABLE runs (id INTEGER PRIMARY KEY, created REAL NOT NULL, command TEXT NOT NULL,
+    config TEXT NOT NULL, prompt TEXT, answer TEXT, answer_chars INTEGER NOT NULL,
+    speech_chars INTEGER NOT NULL, audio_ms REAL NOT NULL, ttfa_ms REAL, total_ms REAL);
+CREATE TABLE events (run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+    seq INTEGER NOT NULL, name TEXT NOT NULL, t_ms REAL NOT NULL, data TEXT NOT NULL,
+    PRIMARY KEY (run_id, seq));
+INSERT INTO runs VALUES (7, 1700000000.0, 'say', '{"llm": "local"}', NULL, NULL, 5, 5, 500.0,
+    382.0, 1000.0);
+INSERT INTO events VALUES (7, 0, 'llm.request', 0.0, '{}'), (7, 1, 'sink.audio', 382.0,
+    '{"index": 0, "seconds": 0.5}'), (7, 2, 'run.end', 1000.0, '{}');
+"""
+
+
+def test_a_store_from_before_versions_is_migrated_and_keeps_its_runs(tmp_path: Path) -> None:
+    path = tmp_path / "old.sqlite"
+    with closing(sqlite3.connect(path)) as conn:
+        conn.executescript(LEGACY)
+    store = TraceStore(path)
+    (info,) = store.recent()
+    assert (info.id, info.command, info.config, info.ttfa_ms) == (7, "say", {"llm": "local"}, 382)
+    assert store.load(7).metrics.ttfa_ms == pytest.approx(382.0)
+    assert user_version(path) == SCHEMA_VERSION
+    assert store.save(known_run(), command="synth", config={}) == 8
+
+
+def test_a_store_from_a_newer_voicepipe_is_refused_and_left_as_it_is(tmp_path: Path) -> None:
+    path = tmp_path / "new.sqlite"
+    TraceStore(path).save(known_run(), command="say", config={})
+    with closing(sqlite3.connect(path)) as conn:
+        conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+    before = path.read_bytes()
+    store = TraceStore(path)
+    for attempt in (store.recent, lambda: store.save(known_run(), command="say", config={})):
+        with pytest.raises(ConfigError) as caught:
+            attempt()
+        message = str(caught.value)
+        assert f"schema version {SCHEMA_VERSION + 1}, from a newer voicepipe" in message
+        assert "upgrade voicepipe" in message and "--db FILE" in message
+    assert path.read_bytes() == before
+
+
+def test_the_cli_refuses_a_newer_store_in_one_line(tmp_path: Path) -> None:
+    path = tmp_path / "new.sqlite"
+    TraceStore(path).save(known_run(), command="say", config={})
+    with closing(sqlite3.connect(path)) as conn:
+        conn.execute("PRAGMA user_version = 99")
+    result = voicepipe("traces", "--db", str(path))
+    assert result.returncode == 2
+    (line,) = result.stderr.strip().splitlines()
+    assert "schema version 99, from a newer voicepipe" in line

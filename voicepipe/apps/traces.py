@@ -1,8 +1,15 @@
 """Recorded runs in SQLite: config, every timeline event, text and audio sizes.
 
-The file is ``$VOICEPIPE_TRACE_DB``, else ``$XDG_DATA_HOME/voicepipe/traces.sqlite`` (default
-``~/.local/share/voicepipe/traces.sqlite``). Prompts, answers and chunk text are kept only when
+The file is ``$VOICEPIPE_TRACE_DB``, else ``traces.sqlite`` in the user data folder
+platformdirs names for ``voicepipe`` (Linux: ``$XDG_DATA_HOME/voicepipe``, default
+``~/.local/share/voicepipe``; macOS: ``~/Library/Application Support/voicepipe``; Windows:
+``%LOCALAPPDATA%\\voicepipe``). The store carries a schema version (SQLite's
+``user_version``): an older store is migrated on open, in one transaction; a newer one, written
+by a later voicepipe, is refused with a message and left as it is. Prompts, answers and chunk
+text are kept only when
 asked (``text=True``); API keys never are: configs hold specs and credential-free URLs only.
+The file is readable by its owner only (0600; SQLite gives its journal the same), and so is
+the folder the store creates for it (0700), since both may hold the user's words.
 """
 
 from __future__ import annotations
@@ -19,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+import platformdirs
 
 from voicepipe import timeline as tl
 from voicepipe.apps.bench import public_url
@@ -27,7 +35,15 @@ from voicepipe.metrics import RunMetrics, run_metrics
 from voicepipe.pipeline import Run
 from voicepipe.timeline import Event, Timeline
 
-__all__ = ["Trace", "TraceInfo", "TraceStore", "default_path", "record"]
+__all__ = [
+    "SCHEMA_VERSION",
+    "Trace",
+    "TraceInfo",
+    "TraceStore",
+    "default_path",
+    "record",
+    "schema_version",
+]
 
 DB_ENV = "VOICEPIPE_TRACE_DB"
 # Names of settings that hold secrets: api_key, OPENAI_API_KEY, auth_token (not max_tokens).
@@ -36,6 +52,10 @@ _SECRET_KEY = re.compile(
     re.IGNORECASE,
 )
 _TEXT_KEYS = ("text", "prompt", "system", "answer")
+
+# The schema this voicepipe writes. Stores from before versions existed read 0; they hold the
+# version-1 tables already (or none), which the first migration creates if missing.
+SCHEMA_VERSION = 1
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -61,14 +81,74 @@ CREATE TABLE IF NOT EXISTS events (
 );
 """
 
+# _MIGRATIONS[v] takes a store from version v to v + 1: statements run in one transaction.
+_MIGRATIONS: list[list[str]] = [
+    [statement.strip() for statement in _SCHEMA.split(";") if statement.strip()],
+]
+assert len(_MIGRATIONS) == SCHEMA_VERSION
+
 
 def default_path() -> Path:
     """Where traces are kept (see the module docstring)."""
     override = os.environ.get(DB_ENV)
     if override:
         return Path(override).expanduser()
-    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
-    return Path(base) / "voicepipe" / "traces.sqlite"
+    return _data_dir() / "traces.sqlite"
+
+
+def _data_dir() -> Path:
+    return platformdirs.user_data_path("voicepipe", appauthor=False)
+
+
+def schema_version(db: sqlite3.Connection) -> int:
+    """The schema version stamped in an open store (0: from before versions)."""
+    return int(db.execute("PRAGMA user_version").fetchone()[0])
+
+
+def _migrate(db: sqlite3.Connection, path: Path) -> None:
+    """Bring the store to :data:`SCHEMA_VERSION`, or refuse one a newer voicepipe wrote."""
+    if schema_version(db) == SCHEMA_VERSION:
+        return
+    db.execute("BEGIN IMMEDIATE")  # another process may be migrating the same file
+    try:
+        version = schema_version(db)
+        if version > SCHEMA_VERSION:
+            raise ConfigError(
+                f"the trace store {path} has schema version {version}, from a newer voicepipe "
+                f"(this one knows up to {SCHEMA_VERSION}): upgrade voicepipe, or keep this "
+                f"version's traces elsewhere with --db FILE or {DB_ENV}"
+            )
+        for step in _MIGRATIONS[version:]:
+            for statement in step:
+                db.execute(statement)
+        db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        db.execute("COMMIT")
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
+
+
+def _private_file(path: Path) -> None:
+    """Create ``path`` owner-only if it is missing; make it owner-only if it is ours and not.
+
+    Its folder is made owner-only when created here, and so is voicepipe's own data folder
+    (older versions made it 0755); a folder the user chose (``$VOICEPIPE_TRACE_DB``) is theirs.
+    """
+    folder = path.parent
+    if not folder.exists():
+        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    elif folder == _data_dir() and _shared_but_ours(folder):
+        folder.chmod(0o700)
+    try:
+        os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+    except FileExistsError:
+        if _shared_but_ours(path):
+            path.chmod(0o600)
+
+
+def _shared_but_ours(path: Path) -> bool:
+    info = path.stat()
+    return bool(info.st_mode & 0o077) and info.st_uid == os.getuid()
 
 
 def safe_config(config: Mapping[str, Any], *, text: bool = False) -> dict[str, Any]:
@@ -131,10 +211,10 @@ class TraceStore:
             raise ConfigError(f"no traces recorded yet ({self.path} does not exist)")
         try:
             if create:
-                self.path.parent.mkdir(parents=True, exist_ok=True)
+                _private_file(self.path)
             with closing(sqlite3.connect(self.path)) as db:
                 db.execute("PRAGMA foreign_keys = ON")
-                db.executescript(_SCHEMA)
+                _migrate(db, self.path)
                 with db:  # one transaction
                     yield db
         except sqlite3.Error as exc:

@@ -13,6 +13,7 @@ import argparse
 import os
 import signal
 import sys
+from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack
 from pathlib import Path
 from typing import Any, TextIO
@@ -21,21 +22,31 @@ import anyio
 from anyio.abc import TaskStatus
 
 from voicepipe.apps.chat import DEFAULT_BUDGET_CHARS, Conversation, Turn, VoiceInput
+from voicepipe.apps.otel import endpoint as otel_endpoint
 from voicepipe.audio.sinks.base import AudioSink
 from voicepipe.audio.sinks.null import NullSink
 from voicepipe.cli.common import (
+    add_key_options,
+    add_lexicon_option,
     add_pipeline_options,
     err,
+    export_otel,
     make_pipeline,
     provider_help,
     stt_from_args,
+    trace_config,
+    tts_from_args,
+    with_lexicon,
 )
 from voicepipe.cli.keyboard import Keyboard
 from voicepipe.errors import ConfigError, NoDevice, VoicepipeError
 from voicepipe.lifecycle import prepare_all
 from voicepipe.llm.local import ASSISTANT_SYSTEM
 from voicepipe.providers import STT_PROVIDERS, TTS_PROVIDERS, make_tts
+from voicepipe.tts.base import TTSEngine
 from voicepipe.voice.base import Transcriber
+from voicepipe.voice.echo import EchoCanceller, PlayedAudio
+from voicepipe.voice.echo import installed as echo_installed
 from voicepipe.voice.listener import Listener
 from voicepipe.voice.microphone import Microphone
 from voicepipe.voice.vad import VADS, VoiceActivity, make_classifier
@@ -93,6 +104,7 @@ def add_parser(sub: Any) -> None:
         metavar="URL",
         help="base URL of an OpenAI-compatible /audio/transcriptions server (local whisper)",
     )
+    add_key_options(v, ("stt",))
     v.add_argument(
         "--input-device", metavar="NAME|INDEX", help="microphone for --listen (voicepipe devices)"
     )
@@ -104,6 +116,14 @@ def add_parser(sub: Any) -> None:
         "interrupts it)",
     )
     v.add_argument(
+        "--echo-cancel",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="take the assistant's own voice out of the microphone while it speaks, with the "
+        "audio it played as the reference (Speex, from the listen extra): speaking over it "
+        "works on speakers, not only headphones (default: on when installed)",
+    )
+    v.add_argument(
         "--barge-in-margin",
         type=float,
         default=VoiceActivity.echo_margin_db,
@@ -112,6 +132,7 @@ def add_parser(sub: Any) -> None:
         f"to interrupt it (default {VoiceActivity.echo_margin_db:g} dB)",
     )
     add_pipeline_options(p)
+    add_lexicon_option(p)
     p.set_defaults(run=run, is_async=True, needs_prompt=False)
 
 
@@ -140,12 +161,13 @@ class ChatSession:
         *,
         playback: bool,
         device: str | None = None,
-        tts_url: str | None = None,
+        make_voice: Callable[[str], TTSEngine] | None = None,
         stats: bool = False,
         out: TextIO = sys.stdout,
         listener: Listener | None = None,
         transcriber: Transcriber | None = None,
         voice_barge_in: bool = True,
+        on_turn: Callable[[Turn], Awaitable[int | None]] | None = None,
     ) -> None:
         self.voice = (
             None if listener is None else VoiceInput(listener, transcriber, barge_in=voice_barge_in)
@@ -154,8 +176,9 @@ class ChatSession:
         self.keyboard = keyboard
         self.playback = playback
         self.device = device
-        self.tts_url = tts_url
+        self.make_voice = make_voice or make_tts
         self.stats = stats
+        self.on_turn = on_turn  # e.g. record the turn as a trace; returns its id
         self.out = out
         self.turn: Turn | None = None
         self.turns = 0
@@ -169,7 +192,10 @@ class ChatSession:
         if self.playback:
             from voicepipe.audio.sinks.playback import PlaybackSink
 
-            return PlaybackSink(self.device)
+            # The echo canceller's reference: what this sink plays, and when.
+            echo = None if self.voice is None else self.voice.listener.echo
+            on_played = None if echo is None else echo.played.played
+            return PlaybackSink(self.device, on_played=on_played)
         return NullSink()
 
     async def serve(self) -> int:
@@ -279,7 +305,7 @@ class ChatSession:
         """Load the new voice first; keep the old one if it fails."""
         pipe = self.conversation.pipeline
         try:
-            engine = make_tts(voice_spec(name), url=self.tts_url)
+            engine = self.make_voice(voice_spec(name))
             await engine.prepare()
         except VoicepipeError as exc:
             self.write(f"voice unchanged: {exc}\n")
@@ -338,14 +364,20 @@ class ChatSession:
                     show(chunk)  # text whose audio failed is still shown
             self.write("\n")
         self.turns += 1
+        trace_id = None
+        if self.on_turn is not None and turn.run is not None:
+            try:
+                trace_id = await self.on_turn(turn)
+            except VoicepipeError as exc:
+                err(f"error: {exc}")
         if self.stats and turn.run is not None:
-            self.status(turn)
+            self.status(turn, trace_id)
 
     async def _watch_keys(self, turn: Turn) -> None:
         await self.keyboard.wait_key()
         turn.interrupt()
 
-    def status(self, turn: Turn) -> None:
+    def status(self, turn: Turn, trace_id: int | None = None) -> None:
         assert turn.run is not None
         m = turn.run.metrics
 
@@ -360,7 +392,18 @@ class ChatSession:
         ]
         if turn.stop_latency_ms is not None:
             parts.append(f"stopped in {turn.stop_latency_ms:.0f} ms")
+        if trace_id is not None:
+            parts.append(f"trace {trace_id}")
         print(f"[{', '.join(parts)}]", file=sys.stderr, flush=True)
+
+
+def echo_canceller(args: argparse.Namespace) -> EchoCanceller | None:
+    """Cancel the assistant's echo while it speaks (voice barge-in), when pyaec is there."""
+    if not args.voice_barge_in or args.echo_cancel is False:
+        return None
+    if args.echo_cancel is None and not echo_installed():
+        return None  # the default: on when installed (voicepipe[listen])
+    return EchoCanceller(PlayedAudio())
 
 
 async def run(args: argparse.Namespace) -> int:
@@ -392,6 +435,7 @@ async def run(args: argparse.Namespace) -> int:
                     microphone,
                     VoiceActivity(echo_margin_db=args.barge_in_margin),
                     make_classifier(args.vad),
+                    echo_canceller(args),
                 )
                 listener.pause()  # until the models are loaded
             return await _chat(args, keyboard, playback, listener, transcriber)
@@ -407,7 +451,7 @@ async def _chat(
     transcriber: Transcriber | None,
 ) -> int:
     err("loading the models…")
-    pipe = make_pipeline(args)
+    pipe = with_lexicon(make_pipeline(args), args)
     await prepare_all([pipe] if transcriber is None else [pipe, transcriber])  # concurrently
     async with pipe:
         conversation = Conversation(pipe, budget_chars=args.history_chars)
@@ -416,15 +460,52 @@ async def _chat(
             err("ready: speak, or type a message and press Enter (/help for commands)")
         else:
             err("ready: type a message and press Enter (/help for commands)")
+        traces = TurnTraces(args) if args.trace or otel_endpoint() else None
         session = ChatSession(
             conversation,
             keyboard,
             playback=playback,
             device=args.device,
-            tts_url=args.tts_url,
+            make_voice=lambda spec: tts_from_args(args, spec),
             stats=args.stats,
             listener=listener,
             transcriber=transcriber,
             voice_barge_in=args.voice_barge_in,
+            on_turn=None if traces is None else traces.record,
         )
-        return await session.serve()
+        try:
+            return await session.serve()
+        finally:
+            if traces is not None:
+                traces.report()
+
+
+class TurnTraces:
+    """``chat --trace``: each turn stored as it ends (so Ctrl-C loses none), listed at exit;
+    with an OpenTelemetry endpoint in the environment, each turn is also exported."""
+
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.args = args
+        self.store = bool(args.trace)
+        self.config = trace_config(args)
+        self.text = bool(args.trace_text)
+        self.ids: list[int] = []
+
+    async def record(self, turn: Turn) -> int | None:
+        from voicepipe.apps.traces import record
+
+        if turn.run is None:
+            return None
+        await export_otel(self.args, [turn.run], "chat")
+        if not self.store:
+            return None
+        config = {**self.config, "interrupted": turn.interrupted}
+        (trace_id,) = await record([(turn.run, config, turn.user)], command="chat", text=self.text)
+        self.ids.append(trace_id)
+        return trace_id
+
+    def report(self) -> None:
+        if self.ids:
+            first, last = self.ids[0], self.ids[-1]
+            span = str(first) if first == last else f"{first}-{last}"
+            err(f"{len(self.ids)} turn(s) recorded as traces {span} (voicepipe traces show ID)")

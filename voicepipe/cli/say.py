@@ -12,11 +12,13 @@ from voicepipe.audio.sinks.base import AudioSink
 from voicepipe.audio.sinks.files import file_sink
 from voicepipe.audio.sinks.tee import TeeSink
 from voicepipe.cli.common import (
+    add_lexicon_option,
     add_pipeline_options,
     err,
     make_pipeline,
     print_metrics,
     record_trace,
+    with_lexicon,
 )
 from voicepipe.errors import NoDevice
 from voicepipe.events import TextDelta
@@ -31,18 +33,22 @@ def add_parser(sub: Any) -> None:
         description="Speak the answer to PROMPT while the model writes it; the text is printed "
         f"as it comes. With no output device the audio goes to {FALLBACK_WAV}.",
     )
-    p.add_argument("prompt", help="what to ask")
+    p.add_argument(
+        "prompt", nargs="?", help="what to ask (`-` or omitted with a pipe: read from stdin)"
+    )
     p.add_argument("-o", "--output", metavar="FILE", help="also write the audio to FILE")
     p.add_argument("--device", metavar="NAME|INDEX", help="output device (voicepipe devices)")
     p.add_argument("-q", "--quiet", action="store_true", help="do not print the answer text")
     p.add_argument("-v", "--verbose", action="store_true", help="print timings after the run")
     add_pipeline_options(p)
-    p.set_defaults(run=run, is_async=True, needs_prompt=True)
+    add_lexicon_option(p)
+    p.set_defaults(run=run, is_async=True, needs_prompt=True, prompt_stdin=True)
 
 
 async def speak(args: argparse.Namespace, sink: AudioSink, show_text: bool) -> None:
     """Run the pipeline into ``sink``, printing the answer as it is written."""
-    async with make_pipeline(args) as pipe, pipe.run(args.prompt, sink) as run:
+    pipe = with_lexicon(make_pipeline(args), args)
+    async with pipe, pipe.run(args.prompt, sink) as run:
         async for event in run:
             if show_text and isinstance(event, TextDelta):
                 sys.stdout.write(event.text)

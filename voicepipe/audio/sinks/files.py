@@ -1,15 +1,21 @@
-"""Files: WAV streamed as audio arrives (valid at every moment), other formats through ffmpeg."""
+"""Files: WAV streamed as audio arrives (valid at every moment), other formats streamed
+through an ffmpeg process as they arrive (memory flat, however long the answer)."""
 
 from __future__ import annotations
 
+import errno
 import os
 import re
 import shutil
-from collections.abc import Awaitable, Callable
+import signal
+import subprocess
+import tempfile
 from pathlib import Path
+from typing import IO
 
 import anyio
 import anyio.abc
+import anyio.lowlevel
 
 from voicepipe.audio.chunk import AudioChunk, Samples
 from voicepipe.audio.joins import SinkFeed
@@ -98,7 +104,7 @@ class WavFileSink:
         return []
 
 
-# Extension -> (ffmpeg container, codec) for pydub's export.
+# Extension -> (ffmpeg container, codec; None: the container's default).
 ENCODED_FORMATS: dict[str, tuple[str, str | None]] = {
     ".mp3": ("mp3", None),
     ".ogg": ("ogg", "libopus"),
@@ -107,11 +113,25 @@ ENCODED_FORMATS: dict[str, tuple[str, str | None]] = {
     ".m4a": ("ipod", "aac"),
 }
 
+_STALL_S = 30.0  # ffmpeg taking no audio (or not finishing) this long has hung
+# What ffmpeg says when the disk fails; the error then reads as a WAV's would.
+_DISK_ERRORS = tuple(os.strerror(e) for e in (errno.EFBIG, errno.ENOSPC, errno.EDQUOT, errno.EIO))
+# Where /dev/fd/N names this process's open file N (Linux, macOS, the BSDs).
+_DEV_FD = os.path.isdir("/dev/fd")
+
 
 class EncodedFileSink:
-    """MP3/OGG/FLAC/M4A: streams into a temporary WAV, encodes with pydub and ffmpeg at the end.
+    """MP3/OGG/FLAC/M4A, encoded by ffmpeg while the audio arrives.
 
-    An interrupted run still encodes what it had, so audio already produced is kept.
+    The samples go to an ``ffmpeg`` process's stdin as they come, so memory stays flat however
+    long the answer (a 30-minute file takes what a 3-second one does) and the file is done
+    moments after the last chunk. ffmpeg writes a temporary file made by :func:`private_temp`
+    (a name nobody can guess, created afresh, owner-only) next to the target, through a
+    descriptor this process opened (never by its name, so a symlink planted in the folder is
+    never followed); the finished file replaces the target in one rename. An interrupted or
+    failed run closes ffmpeg's input as a finished one does, so what was said is kept in a
+    valid file; a run with no audio leaves none. ffmpeg runs in its own session, so a Ctrl-C
+    on the terminal reaches only voicepipe, which then ends the file properly.
     """
 
     def __init__(
@@ -128,70 +148,218 @@ class EncodedFileSink:
             raise ConfigError(f"unsupported audio format {suffix!r}: use {supported_formats()}")
         self.format, self.codec = ENCODED_FORMATS[suffix]
         self.bitrate = check_bitrate(bitrate, suffix)
-        self._wav = WavFileSink(
-            self.path.with_name(f".{self.path.name}.partial.wav"),
-            smooth_joins=smooth_joins,
-            pause_ms=pause_ms,
-        )
+        self.sample_rate: int | None = None  # the first chunk's; later ones are resampled
+        self._feed = SinkFeed(None, smooth=smooth_joins, pause_ms=pause_ms)
+        self._staged: Path | None = None  # made by start()
+        self._fd: int | None = None  # the staged file, open: ffmpeg writes through it
+        self._encoder: anyio.abc.Process | None = None  # started by the first audio
+        self._log: IO[bytes] | None = None  # ffmpeg's stderr: an anonymous temporary file
+        self._frames = 0
+        self._done = False
 
     @property
     def seconds(self) -> float:
-        return self._wav.seconds
+        return self._frames / self.sample_rate if self.sample_rate else 0.0
 
     async def start(self) -> None:
         check_encoder(self.path)
         check_writable(self.path)
-        await self._wav.start()
+        staged = private_temp(self.path, ".partial")
+        try:
+            self._fd = os.open(staged, os.O_RDWR | getattr(os, "O_NOFOLLOW", 0))
+        except OSError as exc:
+            staged.unlink(missing_ok=True)
+            raise AudioError(f"cannot write {self.path}: {exc.strerror or exc}") from exc
+        self._staged = staged
+
+    def _command(self, rate: int, output: str) -> list[str]:
+        command = ["ffmpeg", "-hide_banner", "-loglevel", "error", "-f", "s16le", "-ar"]
+        command += [str(rate), "-ac", "1", "-i", "pipe:0"]
+        if self.codec is not None:
+            command += ["-c:a", self.codec]
+        if self.bitrate is not None:
+            command += ["-b:a", self.bitrate]
+        return [*command, "-f", self.format, "-y", output]
+
+    async def _open(self, rate: int) -> anyio.abc.Process:
+        if self._fd is None or self._done:
+            raise AudioError(f"writing {self.path} before the sink started or after it ended")
+        self.sample_rate = rate
+        self._log = tempfile.TemporaryFile()
+        # /dev/fd/N opens the file this process holds, whatever its name now points to.
+        output = f"/dev/fd/{self._fd}" if _DEV_FD else str(self._staged)
+        try:
+            return await anyio.open_process(
+                self._command(rate, output),
+                stdin=subprocess.PIPE,
+                stdout=subprocess.DEVNULL,
+                stderr=self._log,
+                pass_fds=(self._fd,),
+                start_new_session=True,
+            )
+        except OSError as exc:
+            raise AudioError(f"cannot start ffmpeg to encode {self.path}: {exc}") from exc
+
+    async def _append(self, samples: Samples) -> None:
+        if len(samples) == 0:
+            return
+        encoder = self._encoder
+        if encoder is None:
+            with anyio.CancelScope(shield=True):  # a process half-started is one leaked
+                encoder = self._encoder = await self._open(self._feed.sample_rate or 22050)
+        assert encoder is not None  # (a shielded scope never swallows an error)
+        stdin = encoder.stdin
+        assert stdin is not None
+        # Shielded: a send cut short by cancellation would leave half a sample in the pipe
+        # and misalign the rest; ffmpeg takes a chunk in milliseconds.
+        with anyio.CancelScope(shield=True), anyio.move_on_after(_STALL_S) as stalled:
+            try:
+                await stdin.send(samples.astype("<i2", copy=False).tobytes())
+            except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError):
+                raise await self._failed() from None
+        if stalled.cancelled_caught:
+            raise await self._failed("it stopped taking audio")
+        self._frames += len(samples)
+        await anyio.lowlevel.checkpoint_if_cancelled()  # the shield held a cancellation back
 
     async def write(self, chunk: AudioChunk) -> None:
-        await self._wav.write(chunk)
-
-    async def _encode(self) -> None:
-        tmp = self._wav.path
-        if not tmp.exists():
-            return
-        try:
-            if self._wav.seconds > 0:
-                with anyio.CancelScope(shield=True):
-                    await anyio.to_thread.run_sync(self._encode_sync, tmp)
-        finally:
-            tmp.unlink(missing_ok=True)
-
-    def _encode_sync(self, tmp: Path) -> None:
-        from pydub import AudioSegment
-
-        staged = self.path.with_name(f".{self.path.name}.partial")
-        try:
-            segment = AudioSegment.from_wav(str(tmp))
-            segment.export(str(staged), format=self.format, codec=self.codec, bitrate=self.bitrate)
-            os.replace(staged, self.path)
-        except Exception as exc:
-            staged.unlink(missing_ok=True)
-            # pydub's message holds the whole ffmpeg command and log: keep its first and last line
-            lines = [line.strip() for line in str(exc).splitlines() if line.strip()] or ["?"]
-            reason = lines[0] if len(lines) == 1 else f"{lines[0]} ({lines[-1]})"
-            raise AudioError(f"encoding {self.path} with ffmpeg failed: {reason}") from exc
+        if self._fd is None:
+            raise AudioError(f"writing {self.path} before the sink started")
+        await self._append(self._feed.feed(chunk))
 
     async def finish(self) -> None:
-        await self._finish_wav(self._wav.finish)
-        await self._encode()
+        await self._end(self._feed.flush())
 
     async def abort(self) -> None:
-        await self._finish_wav(self._wav.abort)
-        await self._encode()
+        await self._end(self._feed.flush())  # keep the last few ms too, then a valid file
 
-    async def _finish_wav(self, end: Callable[[], Awaitable[None]]) -> None:
+    async def _end(self, tail: Samples) -> None:
+        """Close ffmpeg's input, wait for it to finish the file, and publish it (if any audio
+        was written). Shielded: an interrupted run still gets its file."""
+        if self._done or self._fd is None:
+            return
+        with anyio.CancelScope(shield=True):
+            try:
+                await self._append(tail)
+                if self._encoder is not None:
+                    await self._wait()
+                await anyio.to_thread.run_sync(self._publish)
+            finally:
+                self._done = True
+                await self._release()
+
+    async def _wait(self) -> None:
+        assert self._encoder is not None and self._encoder.stdin is not None
         try:
-            await end()
-        except AudioError:
-            self._wav.path.unlink(missing_ok=True)  # the disk failed: do not encode onto it
-            raise
+            await self._encoder.stdin.aclose()
+        except (anyio.BrokenResourceError, OSError):
+            pass  # it has already stopped: its exit status says how
+        with anyio.move_on_after(_STALL_S):
+            status = await self._encoder.wait()
+            if status == 0:
+                return
+            raise await self._failed()
+        raise await self._failed("it did not finish the file")
+
+    def _publish(self) -> None:
+        assert self._fd is not None and self._staged is not None
+        if self._frames == 0:
+            return  # no audio, no file (as a WAV aborted before any audio)
+        try:
+            os.fchmod(self._fd, new_file_mode(self.path))
+            os.replace(self._staged, self.path)
+        except OSError as exc:
+            raise AudioError(f"cannot write {self.path}: {exc.strerror or exc}") from exc
+        self._staged = None
+
+    async def _failed(self, why: str | None = None) -> AudioError:
+        """The error for an encoder that stopped: ffmpeg's own last word, or ``why``."""
+        self._done = True
+        if self._encoder is not None and why is None:
+            with anyio.move_on_after(5):  # it is exiting: let it finish its message
+                await self._encoder.wait()
+        reason = why or self._reason()
+        await self._release()
+        for disk in _DISK_ERRORS:
+            if disk in reason:
+                return AudioError(f"writing {self.path} failed: {disk}")
+        return AudioError(f"encoding {self.path} with ffmpeg failed: {reason}")
+
+    def _reason(self) -> str:
+        """ffmpeg's stderr, last line first (its final error is the most specific)."""
+        if self._log is None:
+            return "ffmpeg stopped"
+        self._log.seek(0)
+        text = self._log.read()[-4096:].decode("utf-8", errors="replace")
+        lines = [line.strip() for line in text.splitlines() if line.strip()]
+        if self._fd is not None:
+            lines = [line.replace(f"/dev/fd/{self._fd}", self.path.name) for line in lines]
+        status = None if self._encoder is None else self._encoder.returncode
+        if lines:
+            return lines[-1]
+        if status is not None and status < 0:
+            if -status == getattr(signal, "SIGXFSZ", None):  # over the file size limit
+                return os.strerror(errno.EFBIG)
+            return f"ffmpeg was killed by {signal.Signals(-status).name}"
+        return f"ffmpeg exited with status {status}"
+
+    async def _release(self) -> None:
+        """Stop ffmpeg if it still runs, close what is open, and remove the temporary file
+        unless it was published."""
+        encoder, self._encoder = self._encoder, None
+        if encoder is not None:
+            if encoder.returncode is None:
+                encoder.kill()
+            await encoder.aclose()
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+        if self._staged is not None:
+            self._staged.unlink(missing_ok=True)
+            self._staged = None
+        if self._log is not None:
+            self._log.close()
+            self._log = None
 
     def buffered_seconds(self) -> float:
         return 0.0
 
     def take_underruns(self) -> list[tuple[float, float]]:
         return []
+
+
+def private_temp(path: Path, suffix: str) -> Path:
+    """A new, empty, owner-only file beside ``path`` with a name nobody can guess.
+
+    Made with ``O_CREAT | O_EXCL`` (:func:`tempfile.mkstemp`): a file or symlink someone
+    planted under a predictable name can neither be followed nor overwritten.
+    """
+    folder = path.parent if str(path.parent) else Path(".")
+    try:
+        fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=folder)
+    except OSError as exc:
+        raise AudioError(f"cannot write {path}: {exc.strerror or exc}") from exc
+    os.close(fd)
+    return Path(name)
+
+
+def new_file_mode(path: Path) -> int:
+    """The mode the finished file gets: the target's if it exists, else what the umask allows
+    (the temporary file was owner-only while it was being written)."""
+    try:
+        return path.stat().st_mode & 0o777
+    except OSError:
+        return 0o666 & ~_umask()
+
+
+def _umask() -> int:
+    try:  # Linux says it without changing it (os.umask would, for every thread)
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    return 0o022
 
 
 def supported_formats() -> str:
