@@ -31,7 +31,7 @@ class PickyTTS(ToneTTS):
     """Fails on any text with the word FAIL; counts how many syntheses overlap."""
 
     def __init__(self) -> None:
-        super().__init__(delay=0.001)
+        super().__init__(delay=0.01)  # long enough that two syntheses surely overlap
         self.active = 0
         self.most_active = 0
 
@@ -178,7 +178,7 @@ def test_cli_batch_writes_files_a_table_and_a_manifest(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     names = ["001-why-is-the-sky-blue.mp3", "002-name-three-rivers.mp3", "003-count-to-three.mp3"]
     assert sorted(p.name for p in out.iterdir()) == sorted(
-        [*names, "manifest.csv", "manifest.json"]
+        [*names, "manifest.csv", "manifest.json", "manifest.jsonl"]
     )
     assert all(n in result.stdout for n in names)  # the summary table
     assert "wrote 3 of 3 files" in result.stderr

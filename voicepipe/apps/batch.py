@@ -3,46 +3,70 @@
 One loaded pipeline serves every prompt. ``concurrency`` runs overlap one prompt's TTS with
 another's LLM (the embedded llama.cpp server answers one request at a time, so more than
 two rarely helps there). A failing prompt is recorded and does not stop the others.
+
+Every item has an ``id``: a hash of its prompt and the settings that shape its audio, so a
+rerun (:mod:`voicepipe.apps.resume`) knows which files are still what was asked for. A file
+appears under its final name only once it is complete, so a name on disk is never half a file.
 """
 
 from __future__ import annotations
 
 import csv
+import hashlib
+import io
 import json
+import os
 import re
 import time
 import unicodedata
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import anyio
 
-from voicepipe.audio.sinks.files import ENCODED_FORMATS, check_encoder, file_sink
-from voicepipe.errors import ConfigError, VoicepipeError
+from voicepipe.audio.sinks.files import (
+    ENCODED_FORMATS,
+    check_encoder,
+    file_sink,
+    new_file_mode,
+    private_temp,
+)
+from voicepipe.errors import AudioError, ConfigError, VoicepipeError
 from voicepipe.pipeline import Pipeline, Run
+
+if TYPE_CHECKING:
+    from voicepipe.apps.resume import Journal
 
 __all__ = [
     "BatchItem",
     "BatchResult",
+    "item_id",
     "plan_batch",
+    "remove_partials",
     "synthesize_batch",
+    "synthesize_one",
     "write_manifest",
 ]
 
-Naming = Literal["number", "slug"]
+Naming = Literal["number", "slug", "id"]
 FORMATS = ("wav", *sorted({s.lstrip(".") for s in ENCODED_FORMATS}))
 METRIC_FIELDS = ("ttft_ms", "first_chunk_ms", "tts_first_audio_ms", "ttfa_ms", "total_ms")
 
 
 @dataclass(frozen=True)
 class BatchItem:
-    """One prompt and the file its answer goes to (``number`` counts from 1)."""
+    """One prompt and the file its answer goes to (``number`` counts from 1).
+
+    ``id`` names the work, not the place: the same prompt with the same settings keeps its id
+    when lines are added to or removed from the prompts file.
+    """
 
     number: int
     prompt: str
     path: Path
+    id: str = ""
 
 
 @dataclass
@@ -52,6 +76,7 @@ class BatchResult:
     number: int
     prompt: str
     file: str  # the file's name inside the output folder
+    id: str = ""  # the item's id (prompt and settings): what a rerun matches on
     ok: bool = False
     error: str | None = None
     text: str = ""  # the text spoken (after speech normalization)
@@ -75,23 +100,49 @@ def slug(text: str, max_chars: int = 40) -> str:
     return words[:max_chars].rstrip("-") or "prompt"
 
 
+def item_id(prompt: str, settings: Mapping[str, Any] | None = None, copy: int = 0) -> str:
+    """12 hex digits naming ``prompt`` spoken with ``settings``; ``copy`` tells repeats apart.
+
+    Settings are whatever changes the audio (models, voice, speed, format...), never a key.
+    """
+    key = json.dumps(
+        {"prompt": prompt, "settings": dict(settings or {}), "copy": copy},
+        sort_keys=True,
+        ensure_ascii=False,
+        default=str,
+    )
+    return hashlib.sha256(key.encode("utf-8")).hexdigest()[:12]
+
+
 def plan_batch(
-    prompts: Sequence[str], out_dir: str | Path, fmt: str = "wav", naming: Naming = "number"
+    prompts: Sequence[str],
+    out_dir: str | Path,
+    fmt: str = "wav",
+    naming: Naming = "number",
+    settings: Mapping[str, Any] | None = None,
 ) -> list[BatchItem]:
-    """Name one file per prompt in ``out_dir``: ``001.wav`` or ``001-why-is-the-sky-blue.wav``."""
+    """Name one file per prompt in ``out_dir``: ``001.wav``, ``001-why-is-the-sky-blue.wav``,
+    or ``<id>.wav`` (``naming="id"``: names that survive edits to the prompts file).
+
+    ``settings`` go into each item's id (with the format), so changing a voice or a model
+    makes a rerun redo the files instead of keeping audio made with the old ones.
+    """
     fmt = fmt.lower().lstrip(".")
     if fmt not in FORMATS:
         raise ConfigError(f"unknown format {fmt!r}: use one of {', '.join(FORMATS)}")
-    if naming not in ("number", "slug"):
-        raise ConfigError(f"unknown naming {naming!r}: use number or slug")
+    if naming not in ("number", "slug", "id"):
+        raise ConfigError(f"unknown naming {naming!r}: use number, slug or id")
     width = max(3, len(str(len(prompts))))
     out = Path(out_dir)
+    seen: dict[str, int] = {}
     items = []
     for number, prompt in enumerate(prompts, 1):
-        stem = f"{number:0{width}d}"
+        copy = seen[prompt] = seen.get(prompt, -1) + 1
+        ident = item_id(prompt, {**(settings or {}), "format": fmt}, copy)
+        stem = ident if naming == "id" else f"{number:0{width}d}"
         if naming == "slug":
             stem += f"-{slug(prompt)}"
-        items.append(BatchItem(number, prompt, out / f"{stem}.{fmt}"))
+        items.append(BatchItem(number, prompt, out / f"{stem}.{fmt}", ident))
     return items
 
 
@@ -104,10 +155,12 @@ async def synthesize_batch(
     smooth_joins: bool = True,
     pause_ms: float = 0.0,
     on_done: Callable[[BatchResult], None] | None = None,
+    journal: Journal | None = None,
 ) -> list[BatchResult]:
     """Write every item's answer to its file, ``concurrency`` at a time; results in item order.
 
-    ``on_done`` is called as each item ends (for progress). Errors other than a
+    ``on_done`` is called as each item ends (for progress), after its row is in ``journal``
+    (``manifest.jsonl``, on disk before the next item is reported). Errors other than a
     ``VoicepipeError`` (bugs, cancellation) stop the batch.
     """
     if concurrency < 1:
@@ -120,7 +173,9 @@ async def synthesize_batch(
 
     async def one(position: int, item: BatchItem) -> None:
         async with limiter:
-            result = await _synthesize_one(pipe, item, bitrate, smooth_joins, pause_ms)
+            result = await synthesize_one(pipe, item, bitrate, smooth_joins, pause_ms)
+        if journal is not None:
+            await journal.append(result)
         results[position] = result
         if on_done is not None:
             on_done(result)
@@ -131,22 +186,46 @@ async def synthesize_batch(
     return [r for r in results if r is not None]
 
 
-async def _synthesize_one(
-    pipe: Pipeline, item: BatchItem, bitrate: str | None, smooth_joins: bool, pause_ms: float
+async def synthesize_one(
+    pipe: Pipeline,
+    item: BatchItem,
+    bitrate: str | None = None,
+    smooth_joins: bool = True,
+    pause_ms: float = 0.0,
 ) -> BatchResult:
-    result = BatchResult(item.number, item.prompt, item.path.name)
-    sink = file_sink(item.path, bitrate=bitrate, smooth_joins=smooth_joins, pause_ms=pause_ms)
+    """One item to its file; a ``VoicepipeError`` is recorded in the result, not raised.
+
+    WAV streams into a hidden temporary file that takes the final name when the run ends
+    (encoded formats do so already), and the file is fsynced first: a crash or a killed
+    worker leaves either the whole previous file or the whole new one under that name.
+    """
+    result = BatchResult(item.number, item.prompt, item.path.name, item.id)
+    staged = item.path
+    seconds = 0.0
     run: Run | None = None
     try:
-        async with pipe.run(item.prompt, sink) as run:
-            pass
-        result.ok = True
-    except VoicepipeError as exc:
-        result.error = str(exc) or type(exc).__name__
+        if item.path.suffix.lower() == ".wav":
+            staged = private_temp(item.path, ".partial.wav")
+        sink = file_sink(staged, bitrate=bitrate, smooth_joins=smooth_joins, pause_ms=pause_ms)
+        try:
+            async with pipe.run(item.prompt, sink) as run:
+                pass
+            result.ok = True
+        except VoicepipeError as exc:
+            result.error = str(exc) or type(exc).__name__
+        seconds = sink.seconds
+        if seconds > 0:  # else nothing to publish (and no thread to wait for)
+            with anyio.CancelScope(shield=True):
+                await anyio.to_thread.run_sync(_publish, staged, item.path)
+    except AudioError as exc:
+        result.ok, result.error = False, str(exc)
+    finally:
+        if staged != item.path:
+            staged.unlink(missing_ok=True)
     if run is not None:
         result.text = " ".join(run.chunks)
         result.answer = run.answer
-        result.duration_s = round(sink.seconds, 3)
+        result.duration_s = round(seconds, 3)
         if run.timeline.first("llm.request") is not None:
             m = run.metrics
             result.underrun_ms = m.underrun_ms
@@ -157,6 +236,38 @@ async def _synthesize_one(
     if not result.timings_ms:
         result.timings_ms = dict.fromkeys(METRIC_FIELDS)
     return result
+
+
+def _publish(staged: Path, final: Path) -> None:
+    """Give ``staged`` (which holds audio) its final name once its bytes are on disk."""
+    if not staged.exists():
+        return  # the encoder failed, and said so
+    path = staged
+    try:
+        if staged != final:
+            os.chmod(staged, new_file_mode(final))
+        with open(staged, "rb") as f:
+            os.fsync(f.fileno())
+        if staged != final:
+            os.replace(staged, final)
+            path = final
+        fsync_dir(path.parent)
+    except OSError as exc:
+        raise AudioError(f"cannot write {final}: {exc.strerror or exc}") from exc
+
+
+def fsync_dir(folder: Path) -> None:
+    """Make a rename or a new file in ``folder`` durable (a no-op where folders cannot be)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
 
 
 def write_manifest(
@@ -178,11 +289,55 @@ def write_manifest(
         "summary": summary,
         "items": [asdict(r) for r in results],
     }
-    json_path.write_text(json.dumps(document, indent=2, ensure_ascii=False) + "\n", "utf-8")
+    _write_atomically(json_path, json.dumps(document, indent=2, ensure_ascii=False) + "\n")
     rows = [r.row() for r in results]
-    columns = list(rows[0]) if rows else ["number", "prompt", "file", "ok", "error"]
-    with csv_path.open("w", newline="", encoding="utf-8") as f:
-        writer = csv.DictWriter(f, fieldnames=columns)
-        writer.writeheader()
-        writer.writerows(rows)
+    columns = list(rows[0]) if rows else ["number", "prompt", "file", "id", "ok", "error"]
+    table = io.StringIO(newline="")
+    writer = csv.DictWriter(table, fieldnames=columns)
+    writer.writeheader()
+    writer.writerows(rows)
+    _write_atomically(csv_path, table.getvalue())
     return json_path, csv_path
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    """Replace ``path`` in one rename, so a crash leaves the old manifest or the new one."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with open(tmp, "w", encoding="utf-8", newline="") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise AudioError(f"cannot write {path}: {exc.strerror or exc}") from exc
+
+
+def remove_partials(items: Sequence[BatchItem]) -> int:
+    """Delete the hidden temporary files a killed run left for these items; how many.
+
+    They are named ``.<file>.<random>.partial[.wav]`` (:func:`private_temp`) beside the
+    file: only those of the planned names are touched, in one pass over each folder.
+    """
+    names: dict[Path, set[str]] = {}
+    for item in items:
+        names.setdefault(item.path.parent, set()).add(item.path.name)
+    removed = 0
+    for folder, planned in names.items():
+        try:
+            entries = list(os.scandir(folder))
+        except OSError:
+            continue
+        for entry in entries:
+            name = entry.name
+            if not name.startswith(".") or ".partial" not in name:
+                continue
+            target = name[1:].split(".partial", 1)[0].rpartition(".")[0]
+            if target in planned and entry.is_file(follow_symlinks=False):
+                try:
+                    os.unlink(entry.path)
+                    removed += 1
+                except OSError:
+                    pass
+    return removed
