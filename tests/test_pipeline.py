@@ -13,6 +13,7 @@ import pytest
 
 from tests.engines import ToneTTS, tone_for
 from voicepipe import timeline as tl
+from voicepipe.audio.chunk import AudioChunk
 from voicepipe.audio.sinks.files import WavFileSink
 from voicepipe.audio.sinks.null import NullSink
 from voicepipe.errors import AudioError, ConfigError, StreamInterrupted
@@ -160,10 +161,28 @@ async def test_cancellation_stops_every_stage_and_keeps_a_valid_file(tmp_path: P
     out = tmp_path / "cut.wav"
     tts = ToneTTS(delay=0.02)
     source = TextSource(tokens_per_second=200)
+    wrote = anyio.Event()
+
+    class Watched(WavFileSink):
+        async def write(self, chunk: AudioChunk) -> None:
+            await super().write(chunk)
+            wrote.set()
+
+    finished = False
     with anyio.fail_after(10):
-        with anyio.move_on_after(0.3) as scope:
-            await Pipeline(source, tts, chunking="sentence").speak(ANSWER * 5, WavFileSink(out))
-    assert scope.cancelled_caught
+        async with anyio.create_task_group() as tg:
+
+            async def cut() -> None:
+                # Mid-answer, once audio is in the file (not after a fixed time: on a busy
+                # machine 0.3 s may come before the first chunk).
+                await wrote.wait()
+                await anyio.sleep(0.05)
+                tg.cancel_scope.cancel()
+
+            tg.start_soon(cut)
+            await Pipeline(source, tts, chunking="sentence").speak(ANSWER * 5, Watched(out))
+            finished = True
+    assert not finished
     assert tts.closed == len(tts.requests)  # every synthesis generator was closed
     samples = wav_samples(out)
     assert 0 < len(samples) < len(np.concatenate([tone_for(c, 16000, 0.05) for c in tts.requests]))

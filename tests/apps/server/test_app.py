@@ -231,11 +231,19 @@ async def test_sessions_over_the_limit_get_429_with_retry_after(
                 assert busy.headers["retry-after"] == "3"
                 speech = await client.post("/v1/audio/speech", json={"input": "Hi."})
                 assert speech.status_code == 429
-                health = (await client.get("/healthz")).json()
+                full = await client.get("/healthz")  # a balancer takes it out of rotation
+                assert full.status_code == 503 and full.headers["retry-after"] == "3"
+                health = full.json()
+                assert health["status"] == "full"
                 assert health["sessions"] == 1 and health["max_sessions"] == 1
+                alive = await client.get("/healthz", params={"live": "1"})  # but not restarted
+                assert alive.status_code == 200 and alive.json()["status"] == "full"
             assert await anyio.to_thread.run_sync(app.state.server.sessions.idle.wait, 5)
             after = await chat(url, {"prompt": "Now me.", "llm": "text"})
             assert after[-1].data == {"ok": True}
+            async with httpx.AsyncClient(base_url=url) as client:
+                freed = await client.get("/healthz")
+            assert freed.status_code == 200 and freed.json()["status"] == "ok"
 
 
 async def test_request_bodies_over_the_limit_are_refused() -> None:

@@ -6,7 +6,7 @@ shared by every session; each request runs its own pipeline, so sessions are iso
     POST /v1/chat/stream    JSON in, Server-Sent Events out: text, audio, error, metrics, done
     POST /v1/audio/speech   OpenAI-compatible: text in, audio (pcm, wav or mp3) streamed out
     GET  /v1/voices         the TTS engines (voices) and LLMs a client may choose from
-    GET  /healthz           liveness, active sessions, whether auth is on
+    GET  /healthz           200 ok / 503 full (for a balancer), sessions, whether auth is on
     GET  /                  a small browser page that speaks the answer as it is written
 
 A client that disconnects cancels its pipeline at once (the upstream LLM request is closed).
@@ -176,16 +176,23 @@ class VoicepipeServer:
     # -- routes -----------------------------------------------------------------------------
 
     async def healthz(self, request: Request) -> Response:
-        return JSONResponse(
-            {
-                "status": "ok",
-                "sessions": self.sessions.active,
-                "max_sessions": self.sessions.limit,
-                "served": self.sessions.served,
-                "auth": self.settings.api_key is not None,
-                "stt": self.transcribes,
-            }
-        )
+        """For a load balancer: 200 "ok" while the server takes sessions, 503 "full" (with
+        Retry-After) while every slot is taken, so a full replica leaves the rotation until a
+        slot frees; ``?live=1`` is always 200 while the process runs (a liveness probe that
+        must not restart a replica for being busy)."""
+        full = self.sessions.active >= self.sessions.limit
+        body = {
+            "status": "full" if full else "ok",
+            "sessions": self.sessions.active,
+            "max_sessions": self.sessions.limit,
+            "served": self.sessions.served,
+            "auth": self.settings.api_key is not None,
+            "stt": self.transcribes,
+        }
+        if full and request.query_params.get("live") != "1":
+            headers = {"retry-after": str(self.settings.retry_after_s)}
+            return JSONResponse(body, status_code=503, headers=headers)
+        return JSONResponse(body)
 
     async def voices(self, request: Request) -> Response:
         default_tts = next(iter(self.ttses))
