@@ -61,6 +61,13 @@ class Pacer:
         self.queued_seconds = queued_seconds
         self.realtime_factor = realtime_factor
         self._changed = anyio.Event()
+        self._stopped = False
+
+    def stop(self) -> None:
+        """End :meth:`run` at its next wait. Never cancel it instead: text it has taken from
+        the buffer and not yet sent would be lost."""
+        self._stopped = True
+        self._changed.set()
 
     def notify(self) -> None:
         """Audio or text moved: re-check the playout level."""
@@ -69,7 +76,7 @@ class Pacer:
         self._changed = anyio.Event()
 
     async def run(self, release: Callable[[list[str]], Awaitable[None]]) -> None:
-        while True:
+        while not self._stopped:
             self.buffer.set_playout(self.queued_seconds(), self.realtime_factor())
             due = self.buffer.release_due()
             if due:
@@ -129,7 +136,8 @@ async def text_stage(
                                 pacer.notify()
             except VoicepipeError as exc:
                 run.fail("llm", exc)  # what the model already said is flushed and spoken below
-            pacing.cancel_scope.cancel()
+            if pacer is not None:
+                pacer.stop()
         timeline.mark(tl.LLM_DONE)
         tail = normalizer.flush() if normalizer else ""
         if tail:

@@ -177,7 +177,7 @@ async def test_bench_measures_the_delays_the_servers_were_given(servers: Servers
 async def test_configurations_run_interleaved_and_early_chunking_wins(servers: Servers) -> None:
     configs = [config(servers, "naive"), config(servers, "sentence")]
     with anyio.fail_after(30):
-        naive, sentence = await bench(configs, ["Why?"], n=2, warmup=1)
+        naive, sentence = await bench(configs, ["Why?"], n=2, warmup=1, floor=False)
     # What each run asked the TTS first says which configuration ran: A B A B A B.
     inputs = [r.json["input"] for r in servers.tts.requests]
     starts = [i for i in inputs if i in (TEXT, "Hello there.")]
@@ -188,6 +188,30 @@ async def test_configurations_run_interleaved_and_early_chunking_wins(servers: S
     # The sentence is out once the next word shows it ended; naive waits for the last token.
     assert sentence_p50 < naive_p50 - 1000 * (TOKENS - 5) * TOKEN_GAP
     assert {r.metrics.first_chunk_text for r in sentence.runs} == {"Hello there."}
+
+
+@pytest.mark.anyio
+async def test_each_run_measures_its_floor_in_the_same_session(servers: Servers) -> None:
+    """The floor: first token, the first three words, the TTS on those words alone."""
+    with anyio.fail_after(30):
+        (result,) = await bench([config(servers, "sentence")], ["Why?"], n=2, warmup=1)
+    # Each measured run is followed by one TTS request for its first three words.
+    inputs = [r.json["input"] for r in servers.tts.requests]
+    assert inputs.count("Hello there.") == 3 + 2  # three runs' first chunks, two floors
+    for run in result.runs:
+        floor = run.floor
+        assert floor is not None and run.metrics.ttft_ms == floor.first_token_ms
+        # "Hello there. The" is whole once the fourth token (" sky") came.
+        assert floor.three_words_ms >= 1000 * (FIRST_TOKEN + 3 * TOKEN_GAP) - 1
+        assert floor.three_words_ms <= 1000 * (FIRST_TOKEN + 3 * TOKEN_GAP) + SLACK_MS
+        assert 1000 * TTS_FIRST_BYTE - 1 <= floor.tts_three_words_ms
+        assert floor.tts_three_words_ms <= 1000 * TTS_FIRST_BYTE + SLACK_MS
+        assert run.as_dict()["floor"]["floor_ms"] == pytest.approx(floor.floor_ms)
+    parts = result.floor()
+    ttfa = result.summary()["ttfa_ms"]["p50"]
+    assert parts is not None and ttfa is not None
+    assert parts["ttfa_over_floor"] == pytest.approx(ttfa / parts["floor_ms"])
+    assert result.summary()["floor_ms"]["p50"] == pytest.approx(parts["floor_ms"])
 
 
 @pytest.mark.anyio

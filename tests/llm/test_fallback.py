@@ -184,3 +184,15 @@ def test_the_cli_says_so_on_stderr_and_speaks_the_next_answer(
     (line,) = [line for line in result.stderr.splitlines() if "failed before answering" in line]
     assert line.startswith("voicepipe: LLM openai failed before answering (")
     assert read_wav(out)[1].size > 0
+
+
+async def test_warming_a_chain_warms_each_source_that_can() -> None:
+    """bench resets the embedded model's prompt cache between runs through ``warm_up``."""
+    warmed: list[str] = []
+
+    class Warmable(TextSource):
+        async def warm_up(self) -> None:
+            warmed.append("yes")
+
+    await FallbackLLM([TextSource(0), Warmable(0)]).warm_up()
+    assert warmed == ["yes"]

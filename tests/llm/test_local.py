@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
+import threading
+from pathlib import Path
+
 import anyio
+import httpx
 import pytest
 
+from voicepipe.errors import ConfigError
 from voicepipe.llm.base import Message
 from voicepipe.llm.local import ASSISTANT_EXAMPLES, ASSISTANT_SYSTEM, EmbeddedLlamaServer, LocalChat
 
@@ -46,3 +53,68 @@ async def test_the_defaults_answer_simple_questions_in_english() -> None:
                 )
     assert "Paris" in answers[0] and answers[0].isascii()  # was French nonsense
     assert "honey" in answers[1].lower()  # was forty words without it
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])  # two model loads are enough
+@pytest.mark.anyio
+async def test_prepare_fills_the_prompt_cache_with_the_system_prompt_and_examples() -> None:
+    """The first answer after loading pays only for its question, not the 170-token prefix."""
+    evaluated = {}
+    for warm in (False, True):
+        async with LocalChat(warm=warm) as chat:
+            assert chat.server.base_url is not None
+            body = {
+                "messages": chat.with_defaults([USER]),
+                "max_tokens": 1,
+                "temperature": 0,
+            }
+            async with httpx.AsyncClient(timeout=60) as client:
+                with anyio.fail_after(60):
+                    response = await client.post(
+                        f"{chat.server.base_url}/v1/chat/completions", json=body
+                    )
+            timings = response.json()["timings"]
+            evaluated[warm] = (timings["cache_n"], timings["prompt_n"])
+    cold_cached, cold_evaluated = evaluated[False]
+    warm_cached, warm_evaluated = evaluated[True]
+    assert cold_cached == 0 and cold_evaluated > 150
+    assert warm_cached > 150 and warm_evaluated < 20
+
+
+def test_bad_thread_settings_are_config_errors() -> None:
+    with pytest.raises(ConfigError, match="poll"):
+        EmbeddedLlamaServer(poll=101)
+    with pytest.raises(ConfigError, match="priority"):
+        EmbeddedLlamaServer(priority=2)
+
+
+def _nice_by_thread() -> dict[int, int]:
+    out = {}
+    for tid in os.listdir("/proc/self/task"):
+        with contextlib.suppress(OSError):
+            stat = Path(f"/proc/self/task/{tid}/stat").read_text().rsplit(")", 1)[1].split()
+            out[int(tid)] = int(stat[16])  # the thread's nice value
+    return out
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="needs Linux's /proc")
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])
+@pytest.mark.anyio
+@pytest.mark.parametrize("priority", [0, -1])
+async def test_low_priority_lowers_only_llamas_threads(priority: int) -> None:
+    """priority=-1 lets Piper win a contended core: only llama.cpp's threads give way."""
+    server = EmbeddedLlamaServer(priority=priority)
+    assert server.poll == 0  # no spin-waiting between graph steps by default
+    async with LocalChat(server=server, max_tokens=8) as chat:
+        with anyio.fail_after(60):
+            _ = [d async for d in chat.stream([USER])]
+        nice = _nice_by_thread()
+        worker = await anyio.to_thread.run_sync(threading.get_native_id)  # where Piper runs
+    base = nice[os.getpid()]
+    assert nice[worker] == base
+    if priority == -1:
+        assert max(nice.values()) > base  # llama.cpp's compute thread(s), at nice 5
+    else:
+        assert set(nice.values()) == {base}

@@ -121,9 +121,9 @@ ADAPTIVE = [
     ),
     (
         "Well, yes: the answer is simple; just do it. Then, rest, of, it.",
-        ["Well, yes: the answer is simple;", "just do it.", "Then, rest, of, it."],
+        ["Well, yes:", "the answer is simple; just do it.", "Then, rest, of, it."],
     ),
-    ("The thing — which is big — is here.", ["The thing — which is big —", "is here."]),
+    ("The thing — which is big — is here.", ["The thing —", "which is big — is here."]),
     (
         "Numbers like 1,000,000 and 3:45 stay whole, right.",
         ["Numbers like 1,000,000 and 3:45 stay whole,", "right."],
@@ -134,13 +134,18 @@ ADAPTIVE = [
     ),
     ("He said (one, two, three, four) then, go.", ["He said (one, two, three, four) then,", "go."]),
     ("我们今天去公园，然后回家。好。", ["我们今天去公园，", "然后回家。", "好。"]),
-    # Three words make a first clause; two do not.
+    # A comma makes a first clause after two words; one is not enough.
     (
         "The lighthouse keeper, Malcolm Blackstone, was kind. Ok.",
         ["The lighthouse keeper,", "Malcolm Blackstone, was kind.", "Ok."],
     ),
-    ("Yes indeed, it works. Ok.", ["Yes indeed, it works.", "Ok."]),
-    # No comma in a long first sentence: end the first chunk before a clause-starting word.
+    ("Yes indeed, it works. Ok.", ["Yes indeed,", "it works.", "Ok."]),
+    ("Yes, it works well. Ok.", ["Yes, it works well.", "Ok."]),
+    (
+        "One day, a lighthouse keeper named Jack found a bottle.",
+        ["One day,", "a lighthouse keeper named Jack found a bottle."],
+    ),
+    # No comma: end the first chunk before a function word that follows a content word.
     (
         "The sky is blue because of a process called Rayleigh scattering. Next.",
         ["The sky is blue", "because of a process called Rayleigh scattering.", "Next."],
@@ -156,10 +161,62 @@ ADAPTIVE = [
         ["We said (it is big because of rain) then left.", "Ok."],
     ),
     ("Light from the sun sometimes bends. Ok.", ["Light from the sun sometimes bends.", "Ok."]),
-    # No break at all in a long first sentence: the first chunk stops at 12 words.
     (
         "The quick brown fox jumps over the lazy dog in the middle of the green field. Ok.",
-        ["The quick brown fox jumps over the lazy dog in the middle", "of the green field.", "Ok."],
+        ["The quick brown fox jumps", "over the lazy dog in the middle of the green field.", "Ok."],
+    ),
+    (
+        "The story of tea's humble beginnings is a tale of cultural exchange. Yes.",
+        ["The story of tea's humble beginnings", "is a tale of cultural exchange.", "Yes."],
+    ),
+    (
+        "Bees make honey from the nectar of flowers.",
+        ["Bees make honey", "from the nectar of flowers."],
+    ),
+    # A clause word is a break after two words already.
+    (
+        "Streaming matters because people hear the answer sooner.",
+        ["Streaming matters", "because people hear the answer sooner."],
+    ),
+    # Never on an article, preposition, possessive, pronoun or auxiliary ...
+    (
+        "It is because it rains a lot here and there.",
+        ["It is because it rains a lot here and there."],
+    ),
+    ("So my dog is in the garden.", ["So my dog", "is in the garden."]),
+    # ... nor inside a name, a number, a spoken address, or a noun phrase joined by "and".
+    ("The Bank of America building is tall.", ["The Bank of America building", "is tall."]),
+    (
+        "It costs one thousand two hundred and fifty dollars in total today.",
+        ["It costs one thousand two hundred and fifty dollars", "in total today."],
+    ),
+    ("Please mail jane at example dot com today.", ["Please mail jane at example dot com today."]),
+    ("Please mail the office at nine today.", ["Please mail the office", "at nine today."]),
+    ("Paris is the capital and largest city.", ["Paris is the capital and largest city."]),
+    (
+        "We had salt and pepper and the rest of it.",
+        ["We had salt and pepper", "and the rest of it."],
+    ),
+    (
+        'He said "stop it in the name of love" twice.',
+        ['He said "stop it in the name of love" twice.'],
+    ),
+    # No phrase break by the cap (8 words): then before any function word, never mid-name.
+    (
+        "Once upon a time there was a little girl who lived in a village.",
+        ["Once upon a time there was a little girl", "who lived in a village."],
+    ),
+    (
+        "I visited the New York Stock Exchange building yesterday with my friend.",
+        ["I visited the New York Stock Exchange building yesterday", "with my friend."],
+    ),
+    (
+        "Red green blue yellow orange purple pink brown black white grey gold silver.",
+        ["Red green blue yellow orange purple pink brown black white grey gold", "silver."],
+    ),
+    (
+        "Red green blue yellow orange purple pink brown a black white grey gold silver.",
+        ["Red green blue yellow orange purple pink brown", "a black white grey gold silver."],
     ),
 ]
 
@@ -171,16 +228,17 @@ def test_adaptive_first_clause(text: str, expected: list[str]) -> None:
 
 
 def test_first_chunk_word_cap_is_configurable() -> None:
-    text = "One two three four five six seven eight nine ten. Next."
+    text = "Alpha beta gamma delta epsilon zeta eta theta iota kappa lambda mu nu xi. Next."
     assert run(text, mode="adaptive", first_chunk_max_words=6) == [
-        "One two three four five six",
-        "seven eight nine ten.",
+        "Alpha beta gamma delta epsilon zeta eta theta iota kappa",
+        "lambda mu nu xi.",
         "Next.",
     ]
-    assert run(text, mode="sentence", first_chunk_max_words=6) == [
-        "One two three four five six seven eight nine ten.",
+    assert run(text, mode="adaptive", first_chunk_max_words=10) == [
+        "Alpha beta gamma delta epsilon zeta eta theta iota kappa lambda mu nu xi.",
         "Next.",
     ]
+    assert run(text, mode="sentence", first_chunk_max_words=6) == [text[:-6], "Next."]
     with pytest.raises(ValueError):
         SentenceBuffer("adaptive", first_chunk_min_words=5, first_chunk_max_words=4)
 
@@ -337,6 +395,21 @@ def test_no_holding_without_playout_or_when_slow() -> None:
     assert buffer.feed(text) == ["One here.", "Two here.", "Three here."]
 
 
+def test_holding_follows_the_voices_speaking_rate() -> None:
+    """Held text plays for len / chars_per_second: a fast voice's sentences may wait longer."""
+    held = {}
+    for rate in (30.0, 7.5):
+        buffer = SentenceBuffer("adaptive", chars_per_second=rate)
+        buffer.feed("Go. ")
+        buffer.set_playout(queued_audio_s=2.2, realtime_factor=1.0)
+        held[rate] = buffer.feed("Second one here. T")
+    assert held[30.0] == ["Go."]  # 16 chars at 30/s: 0.53 s of synthesis + 1.5 s fits in 2.2 s
+    assert held[7.5] == ["Go.", "Second one here."]  # at 7.5/s: 2.1 s + 1.5 s does not
+    assert SentenceBuffer().chars_per_second == 15.0  # unknown voice
+    with pytest.raises(ValueError):
+        SentenceBuffer(chars_per_second=0)
+
+
 # ------------------------------------------------------------------ properties
 
 FRAGMENTS = [
@@ -387,3 +460,63 @@ def test_growth_keeps_the_partition(text: str, points: list[int], queued: list[f
     chunks += buffer.flush()
     assert_partition(text, chunks)
     assert all(len(c) <= 60 for c in chunks)
+
+
+# ------------------------------------------------------------------ first phrase, by property
+
+# Function words as a reader would list them (independent of the buffer's own tables):
+# articles, prepositions, possessives, pronouns, auxiliaries, conjunctions, relatives.
+FUNCTION = (
+    "a an the of in on at to for with from by about into over under my your his her its our "
+    "their i we you he she it they is are was were be been has have had can will would should "
+    "do does did and or but because which who that when while if so"
+).split()
+CONTENT = (
+    "tea sky story people Paris Bank America New York river grows blue quickly humble "
+    "beginnings tale exchange makes answer sooner light green plants honey bees tea's don't "
+    "two hundred 1,000 dot com jane"
+).split()
+PHRASE_WORDS = st.sampled_from(FUNCTION + CONTENT + ["(", ")", '"', "—", ","])
+phrases = st.lists(PHRASE_WORDS, min_size=1, max_size=30).map(" ".join)
+
+
+def _last_word(chunk: str) -> str:
+    return chunk.split()[-1].strip('"()—,').lower()
+
+
+@settings(max_examples=400, deadline=None)
+@given(phrases, cuts)
+def test_first_phrase_never_ends_on_a_function_word(text: str, points: list[int]) -> None:
+    text += " and then more."
+    chunks = run(text, cut(text, points), mode="adaptive")
+    assert chunks == run(text, mode="adaptive") == run(text, list(text), mode="adaptive")
+    assert_partition(text, chunks)
+    first = chunks[0]
+    if first[-1].isalnum():  # cut at a phrase break or the cap, not at punctuation
+        assert _last_word(first) not in FUNCTION
+        assert not first.endswith(("'s", "two", "hundred", "1,000", "dot"))
+        following = text[text.index(first) + len(first) :].split()[0]
+        assert not (first.split()[-1][0].isupper() and following[0].isupper())  # inside a name
+
+
+# No word here starts a phrase (no preposition, auxiliary or conjunction): only the cap ends it.
+capped = st.lists(st.sampled_from([*CONTENT, "a", "the", "my", "it"]), min_size=1, max_size=30)
+
+
+@settings(max_examples=300, deadline=None)
+@given(capped.map(" ".join))
+def test_first_phrase_runs_past_the_cap_only_where_it_may_not_end(text: str) -> None:
+    """Past the cap (8) plus four words, the first chunk ends after the next word it may."""
+    text += " tea."
+    first = run(text, mode="adaptive")[0]
+    words = text.split()
+    not_an_end = {*FUNCTION, "two", "hundred", "dot", "tea's", "don't"}
+    assert first == text or len(first.split()) >= 8
+    for k in range(11, len(first.split()) - 1):
+        word, following = words[k], words[k + 1]
+        assert (
+            word.lower() in not_an_end
+            or not word.isalpha()
+            or not following.isalpha()
+            or (word[0].isupper() and following[0].isupper())
+        ), (first, word)

@@ -256,3 +256,12 @@ def test_the_cli_says_so_on_stderr_and_keeps_every_sentence(tmp_path: Path) -> N
     espeak_seconds = sum(len(anyio.run(espeak_alone, text)) for text in (SECOND, THIRD)) / 22050
     assert rate == 24000
     assert abs(len(samples) / rate - (len(FIRST) * 0.01 + espeak_seconds)) < 0.01
+
+
+def test_a_chain_paces_chunks_at_its_first_engines_speaking_rate() -> None:
+    """The sentence buffer grows chunks from the voice's measured rate (Piper measures it
+    as it loads); a chain speaks with its first engine, so it reports that one's."""
+    first, second = ToneTTS(), EspeakTTS()
+    assert FallbackTTS([first, second]).chars_per_second is None  # not measured: 15 a second
+    first.chars_per_second = 17.5  # type: ignore[attr-defined]
+    assert FallbackTTS([first, second]).chars_per_second == 17.5

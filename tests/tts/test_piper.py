@@ -31,3 +31,16 @@ async def test_empty_text_yields_nothing() -> None:
     with anyio.fail_after(60):
         async with aclosing(tts.synthesize("  ")) as audio:
             assert [chunk async for chunk in audio] == []
+
+
+async def test_loading_measures_the_voices_speaking_rate_at_its_speed() -> None:
+    rates = []
+    for length_scale in (None, 0.5):
+        tts = PiperTTS(length_scale=length_scale)
+        assert tts.chars_per_second is None  # not known before the voice loads
+        with anyio.fail_after(60):
+            await tts.prepare()
+        assert tts.chars_per_second is not None
+        rates.append(tts.chars_per_second)
+    assert 8 < rates[0] < 25  # joe reads about 15 characters a second
+    assert 1.4 < rates[1] / rates[0] < 2.4  # half the length scale: much faster (pauses stay)

@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sys
 import tempfile
 import time
 from collections.abc import Callable, Sequence
+from contextlib import aclosing
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -38,6 +40,7 @@ from voicepipe.metrics import (
 from voicepipe.pipeline import Pipeline, Run
 from voicepipe.providers import make_llm, make_tts
 from voicepipe.text.sentences import Chunking, check_chunking
+from voicepipe.transport.keys import named_key
 from voicepipe.transport.settings import Timeouts
 from voicepipe.tts.base import TTSEngine
 
@@ -48,6 +51,7 @@ __all__ = [
     "BenchResult",
     "BenchRun",
     "ColdRun",
+    "Floor",
     "bench",
     "cold_start",
     "compare",
@@ -76,7 +80,11 @@ def public_url(url: str | None) -> str | None:
 
 @dataclass(frozen=True)
 class BenchConfig:
-    """One configuration to measure: the providers and the chunking strategy."""
+    """One configuration to measure: the providers, their options and the chunking strategy.
+
+    ``llm_key_env`` / ``tts_key_env`` name the environment variables that hold keys for the
+    servers at ``llm_url`` / ``tts_url`` (the names, never the keys, are kept here).
+    """
 
     llm: str = "local"
     tts: str = "piper"
@@ -86,6 +94,12 @@ class BenchConfig:
     system: str | None = None
     max_tokens: int | None = None
     seed: int | None = 0
+    temperature: float | None = None
+    tts_speed: float | None = None
+    tts_format: str | None = None
+    tts_instructions: str | None = None
+    llm_key_env: str | None = None
+    tts_key_env: str | None = None
 
     def __post_init__(self) -> None:
         check_chunking(self.chunking)
@@ -95,12 +109,44 @@ class BenchConfig:
         return f"llm={self.llm} tts={self.tts} chunking={self.chunking}"
 
     def public(self) -> dict[str, Any]:
-        """The settings, with URLs stripped of credentials and the system prompt left out."""
+        """The settings, with URLs stripped of credentials; the system prompt, the voice
+        instructions and the key variables left out."""
         out = asdict(self)
         out["llm_url"] = public_url(self.llm_url)
         out["tts_url"] = public_url(self.tts_url)
-        out.pop("system")
+        for private in ("system", "tts_instructions", "llm_key_env", "tts_key_env"):
+            out.pop(private)
         return out
+
+    def make_llm(self, timeouts: Timeouts | None = None) -> TokenSource:
+        """The token source this configuration names (its key read from the environment)."""
+        key = None
+        if self.llm_key_env is not None:
+            key = named_key(self.llm_key_env, self.llm.partition(":")[0], "--llm-key-env")
+        return make_llm(
+            self.llm,
+            url=self.llm_url,
+            api_key=key,
+            max_tokens=self.max_tokens,
+            temperature=self.temperature,
+            seed=self.seed,
+            timeouts=timeouts,
+        )
+
+    def make_tts(self, timeouts: Timeouts | None = None) -> TTSEngine:
+        """The TTS engine this configuration names, with its options."""
+        key = None
+        if self.tts_key_env is not None:
+            key = named_key(self.tts_key_env, self.tts.partition(":")[0], "--tts-key-env")
+        return make_tts(
+            self.tts,
+            url=self.tts_url,
+            api_key=key,
+            speed=self.tts_speed,
+            format=self.tts_format,
+            instructions=self.tts_instructions,
+            timeouts=timeouts,
+        )
 
 
 def compare(base: BenchConfig, spec: str) -> list[BenchConfig]:
@@ -115,6 +161,57 @@ def compare(base: BenchConfig, spec: str) -> list[BenchConfig]:
     return [replace(base, llm=v) if key == "llm" else replace(base, tts=v) for v in options]
 
 
+FLOOR_WORDS = 3  # the shortest first chunk that sounds like speech
+
+
+@dataclass(frozen=True)
+class Floor:
+    """The least TTFA a run could have had, measured in the same run: the model's first three
+    words, then the TTS on just those words with the LLM done (nothing to share the CPU with)."""
+
+    first_token_ms: float
+    three_words_ms: float  # LLM request -> the third word complete (the next character came)
+    tts_three_words_ms: float  # TTS request -> first audio, on those three words alone
+
+    @property
+    def floor_ms(self) -> float:
+        return self.three_words_ms + self.tts_three_words_ms
+
+    def as_dict(self) -> dict[str, float]:
+        return {**asdict(self), "floor_ms": self.floor_ms}
+
+
+def _words_ready_ms(run: Run, words: int) -> float | None:
+    """When the answer's first ``words`` words were complete, in ms from the LLM request."""
+    start = run.timeline.first(tl.LLM_REQUEST)
+    if start is None:
+        return None
+    found = list(re.finditer(r"\S+", run.answer))
+    # A word is complete once the character after it has come (or the answer ended).
+    need = found[words - 1].end() + 1 if len(found) >= words else len(run.answer) + 1
+    seen = 0
+    for event in run.timeline.all(tl.LLM_DELTA):
+        seen += int(event.data.get("chars", 0))
+        if seen >= need:
+            return (event.t - start.t) * 1000.0
+    done = run.timeline.first(tl.LLM_DONE)
+    return None if done is None else (done.t - start.t) * 1000.0
+
+
+async def measure_floor(run: Run, tts: TTSEngine) -> Floor | None:
+    """The run's floor (see :class:`Floor`); None when the run produced no text."""
+    m = run.metrics
+    ready = _words_ready_ms(run, FLOOR_WORDS)
+    if m.ttft_ms is None or ready is None or not run.chunks:
+        return None
+    words = " ".join(run.chunks[0].split()[:FLOOR_WORDS])
+    started = time.perf_counter()
+    async with aclosing(tts.synthesize(words)) as audio:
+        async for _ in audio:
+            break
+    return Floor(m.ttft_ms, ready, (time.perf_counter() - started) * 1000.0)
+
+
 @dataclass(frozen=True)
 class BenchRun:
     """One measured run: the prompt, the pipeline's Run (timeline, text) and when it started."""
@@ -122,6 +219,7 @@ class BenchRun:
     prompt: str
     run: Run
     started_unix: float  # wall-clock time of the LLM request (to line up with other processes)
+    floor: Floor | None = None
 
     @property
     def metrics(self) -> RunMetrics:
@@ -137,6 +235,8 @@ class BenchRun:
         out: dict[str, Any] = {k: getattr(m, k) for k in (*SUMMARY_FIELDS, "first_chunk_text")}
         out.update(rtf=self.rtf, chunks=m.chunks, prompt=self.prompt)
         out["started_unix"] = self.started_unix
+        if self.floor is not None:
+            out["floor"] = self.floor.as_dict()
         return out
 
 
@@ -151,6 +251,30 @@ class BenchResult:
         """p50/p95/min/max of each metric, the real-time factor (``rtf``) included."""
         out = summarize(r.metrics for r in self.runs)
         out["rtf"] = stats([v for r in self.runs if (v := r.rtf) is not None])
+        floors = [r for r in self.runs if r.floor is not None]
+        if floors:
+            out["floor_ms"] = stats([r.floor.floor_ms for r in floors if r.floor])
+            out["ttfa_over_floor"] = stats(
+                [
+                    r.metrics.ttfa_ms / r.floor.floor_ms
+                    for r in floors
+                    if r.floor and r.metrics.ttfa_ms is not None and r.floor.floor_ms > 0
+                ]
+            )
+        return out
+
+    def floor(self) -> dict[str, float] | None:
+        """Medians of the floor's parts over the runs, and TTFA p50 over floor p50."""
+        floors = [r.floor for r in self.runs if r.floor is not None]
+        ttfa = self.summary()["ttfa_ms"]["p50"]
+        if not floors:
+            return None
+        out = {
+            key: percentile([getattr(f, key) for f in floors], 50)
+            for key in ("first_token_ms", "three_words_ms", "tts_three_words_ms", "floor_ms")
+        }
+        if ttfa is not None and out["floor_ms"] > 0:
+            out["ttfa_over_floor"] = ttfa / out["floor_ms"]
         return out
 
     def breakdown(self) -> dict[str, float] | None:
@@ -207,11 +331,13 @@ async def bench(
     warmup: int = 1,
     timeouts: Timeouts | None = None,
     on_run: Callable[[BenchProgress], None] | None = None,
+    floor: bool = True,
 ) -> list[BenchResult]:
     """Run every prompt ``n`` times per configuration after ``warmup`` rounds, interleaved.
 
     The order is A B A B ... (each configuration once per round, every prompt in turn), so
     drift on the machine falls on all configurations alike. Models load once per distinct spec.
+    With ``floor``, each measured run is followed by its floor (:func:`measure_floor`).
     """
     if n < 1 or warmup < 0:
         raise ConfigError("-n must be at least 1 and --warmup at least 0")
@@ -224,14 +350,12 @@ async def bench(
     ttss: dict[tuple[Any, ...], TTSEngine] = {}
     pipes: list[Pipeline] = []
     for c in configs:
-        lkey = (c.llm, c.llm_url, c.max_tokens, c.seed)
+        lkey = (c.llm, c.llm_url, c.max_tokens, c.seed, c.temperature, c.llm_key_env)
         if lkey not in llms:
-            llms[lkey] = make_llm(
-                c.llm, url=c.llm_url, max_tokens=c.max_tokens, seed=c.seed, timeouts=timeouts
-            )
-        tkey = (c.tts, c.tts_url)
+            llms[lkey] = c.make_llm(timeouts)
+        tkey = (c.tts, c.tts_url, c.tts_speed, c.tts_format, c.tts_instructions, c.tts_key_env)
         if tkey not in ttss:
-            ttss[tkey] = make_tts(c.tts, url=c.tts_url, timeouts=timeouts)
+            ttss[tkey] = c.make_tts(timeouts)
         pipes.append(Pipeline(llms[lkey], ttss[tkey], chunking=c.chunking, system=c.system))
     results = [BenchResult(c) for c in configs]
     schedule = [(True, prompts[i % len(prompts)]) for i in range(warmup)]
@@ -242,8 +366,16 @@ async def bench(
             await pipe.prepare()
         for is_warmup, prompt in schedule:
             for result, pipe in zip(results, pipes, strict=True):  # interleaved: A B A B ...
+                # Each run a new question: the embedded LLM's prompt cache holds the system
+                # prompt, not the prompt the configuration before just asked.
+                warm_up = getattr(pipe.llm, "warm_up", None)
+                if warm_up is not None:
+                    await warm_up()
                 run = await pipe.speak(prompt, NullSink(realtime=True))
-                measured = BenchRun(prompt, run, _started_unix(run))
+                lowest = None
+                if floor and not is_warmup:
+                    lowest = await measure_floor(run, pipe.tts)
+                measured = BenchRun(prompt, run, _started_unix(run), lowest)
                 done += 1
                 if not is_warmup:
                     result.runs.append(measured)
@@ -276,6 +408,12 @@ def _cold_command(config: BenchConfig, prompt: str, out: Path) -> list[str]:
         ("--system", config.system),
         ("--max-tokens", config.max_tokens),
         ("--seed", config.seed),
+        ("--temperature", config.temperature),
+        ("--tts-speed", config.tts_speed),
+        ("--tts-format", config.tts_format),
+        ("--tts-instructions", config.tts_instructions),
+        ("--llm-key-env", config.llm_key_env),
+        ("--tts-key-env", config.tts_key_env),
     ):
         if value is not None:
             command += [option, str(value)]

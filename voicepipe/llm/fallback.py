@@ -49,6 +49,14 @@ class FallbackLLM(Lifecycle):
     def __repr__(self) -> str:
         return f"FallbackLLM({self.sources!r})"
 
+    async def warm_up(self) -> None:
+        """Warm each source that can (e.g. the embedded model's prompt cache), as bench does
+        between runs."""
+        for source in self.sources:
+            warm_up = getattr(source, "warm_up", None)
+            if warm_up is not None:
+                await warm_up()
+
     async def prepare(self) -> None:
         failed: dict[int, ProviderError] = {}
 

