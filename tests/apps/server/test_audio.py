@@ -91,9 +91,9 @@ def url() -> Iterator[str]:
 
 
 async def test_identical_requests_get_identical_bytes_of_the_exact_length(url: str) -> None:
-    # One sentence under 12 words with no clause break: one text chunk whatever the timing,
-    # so the engine's audio is the same both times and only the resampling could differ.
-    text = "Hello there my friend and welcome to the show"
+    # Eight words and no function word, so no phrase break: one text chunk whatever the
+    # timing, so the engine's audio is the same both times and only resampling could differ.
+    text = "Bright green parrots sing loudly every single morning"
     body = {"input": text, "response_format": "pcm"}
     with anyio.fail_after(20):
         async with httpx.AsyncClient(base_url=url, timeout=10) as client:
