@@ -62,6 +62,14 @@ def serve(app: Any, *, lifespan: Literal["on", "off"] = "off") -> Iterator[str]:
     config = uvicorn.Config(
         app, host="127.0.0.1", port=0, log_level="warning", lifespan=lifespan, access_log=False
     )
+    with serve_config(config) as (url, _):
+        yield url
+
+
+@contextmanager
+def serve_config(config: uvicorn.Config) -> Iterator[tuple[str, int]]:
+    """Run uvicorn with ``config`` (port 0: an ephemeral one) in a thread; yield its base URL
+    and port, and stop it after."""
     server = _Server(config)
     thread = threading.Thread(target=server.run_and_signal, name="test-uvicorn", daemon=True)
     thread.start()
@@ -70,7 +78,7 @@ def serve(app: Any, *, lifespan: Literal["on", "off"] = "off") -> Iterator[str]:
         raise RuntimeError("test server did not start")
     port = server.servers[0].sockets[0].getsockname()[1]
     try:
-        yield f"http://127.0.0.1:{port}"
+        yield f"http://127.0.0.1:{port}", port
     finally:
         server.should_exit = True
         thread.join(10)

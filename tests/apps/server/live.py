@@ -8,27 +8,13 @@ trusted proxy. Raw sockets (``raw``) play the hostile clients.
 from __future__ import annotations
 
 import socket
-import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-import uvicorn
-
+from tests.servers import serve_config
 from voicepipe.apps.server.serving import ConnectionLimits, server_config
-
-
-class _Server(uvicorn.Server):
-    def __init__(self, config: uvicorn.Config) -> None:
-        super().__init__(config)
-        self.ready = threading.Event()
-
-    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
-        try:
-            await super().startup(sockets)
-        finally:
-            self.ready.set()
 
 
 @contextmanager
@@ -39,18 +25,8 @@ def live(
     config = server_config(
         app, host="127.0.0.1", port=0, limits=limits, trusted_proxy=trusted_proxy, lifespan="off"
     )
-    server = _Server(config)
-    thread = threading.Thread(target=server.run, name="test-live-uvicorn", daemon=True)
-    thread.start()
-    if not server.ready.wait(10) or not server.started:
-        server.should_exit = True
-        raise RuntimeError("the server did not start")
-    port = server.servers[0].sockets[0].getsockname()[1]
-    try:
-        yield f"http://127.0.0.1:{port}", port
-    finally:
-        server.should_exit = True
-        thread.join(10)
+    with serve_config(config) as served:
+        yield served
 
 
 def raw(port: int, *, receive_buffer: int | None = None, timeout: float = 5.0) -> socket.socket:
