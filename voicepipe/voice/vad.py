@@ -177,6 +177,31 @@ def level_dbfs(frame: npt.NDArray[np.int16]) -> float:
     return max(_SILENT_DBFS, 20 * math.log10(rms / 32768))
 
 
+class _WindowExtreme:
+    """The lowest (or highest) value of a sliding window of numbered frames, in O(1) amortized.
+
+    Values that can no longer be the extreme are dropped as newer ones arrive, so the front of
+    the deque is always the window's extreme.
+    """
+
+    def __init__(self, *, lowest: bool) -> None:
+        self.lowest = lowest
+        self._kept: deque[tuple[int, float]] = deque()
+
+    def push(self, frame: int, value: float) -> None:
+        kept = self._kept
+        while kept and (kept[-1][1] >= value if self.lowest else kept[-1][1] <= value):
+            kept.pop()
+        kept.append((frame, value))
+
+    def since(self, oldest: int) -> float | None:
+        """The extreme of the frames after ``oldest`` (None if there are none)."""
+        kept = self._kept
+        while kept and kept[0][0] <= oldest:
+            kept.popleft()
+        return kept[0][1] if kept else None
+
+
 class UtteranceDetector:
     """Cuts a stream of mono int16 samples into utterances, by energy; pure and synchronous.
 
@@ -208,8 +233,7 @@ class UtteranceDetector:
         self.on_pause: Callable[[Samples], None] | None = None
         self.noise_floor_dbfs = _SILENT_DBFS
         self._frame_count = 0
-        # (frame number, level), levels increasing: the front is the window's minimum
-        self._minima: deque[tuple[int, float]] = deque()
+        self._floor = _WindowExtreme(lowest=True)
         self._rest = np.zeros(0, np.int16)
         self._preroll: deque[npt.NDArray[np.int16]] = deque(
             maxlen=self._frames_for(
@@ -227,7 +251,7 @@ class UtteranceDetector:
         self._played: deque[float] = deque(maxlen=self._frames_for(self.vad.echo_span_ms))
         self.echo_coupling_db = vad.echo_coupling_db  # until a window of it is learnt
         self._learnt = 0
-        self._couplings: deque[tuple[int, float]] = deque()
+        self._couplings = _WindowExtreme(lowest=False)
         self._run_couplings: list[tuple[int, float]] = []  # the speech run's, until it counts
         self._ref_rest = np.zeros(0, np.int16)
 
@@ -378,25 +402,18 @@ class UtteranceDetector:
             return
         window = self._couplings
         for frame, value in self._run_couplings:
-            while window and window[-1][1] <= value:
-                window.pop()
-            window.append((frame, value))
+            window.push(frame, value)
         self._run_couplings = []
-        oldest = self._frame_count - self._frames_for(self.vad.echo_window_ms)
-        while window and window[0][0] <= oldest:
-            window.popleft()
-        if window and self._learnt >= self._frames_for(self.vad.echo_window_ms):
+        highest = window.since(self._frame_count - self._frames_for(self.vad.echo_window_ms))
+        if highest is not None and self._learnt >= self._frames_for(self.vad.echo_window_ms):
             # Down at once; up slowly, so the quiet start of a user's word cannot raise it
             # much before the word counts as speech.
             rise = self.vad.echo_rise_db_per_s * self.vad.frame_ms / 1000
-            self.echo_coupling_db = min(window[0][1], self.echo_coupling_db + rise)
+            self.echo_coupling_db = min(highest, self.echo_coupling_db + rise)
 
     def _track_floor(self, level: float) -> None:
         self._frame_count += 1
-        while self._minima and self._minima[-1][1] >= level:
-            self._minima.pop()
-        self._minima.append((self._frame_count, level))
-        oldest = self._frame_count - self._frames_for(self.vad.floor_window_ms)
-        while self._minima[0][0] <= oldest:
-            self._minima.popleft()
-        self.noise_floor_dbfs = self._minima[0][1]
+        self._floor.push(self._frame_count, level)
+        lowest = self._floor.since(self._frame_count - self._frames_for(self.vad.floor_window_ms))
+        assert lowest is not None  # this frame is in the window
+        self.noise_floor_dbfs = lowest

@@ -173,13 +173,19 @@ def test_missing_ffmpeg_through_the_cli(tmp_path: Path) -> None:
     assert not (tmp_path / "a.m4a").exists()
 
 
+def long_synth(out: Path) -> list[str]:
+    """`voicepipe synth` of a long answer (300 sentences, espeak) into ``out``: a process
+    that is still writing when a test interrupts it."""
+    text = " ".join(f"This is sentence number {i} of a long answer." for i in range(300))
+    synth = [sys.executable, "-m", "voicepipe", "synth", text, "-o", str(out)]
+    return [*synth, "--llm", "text", "--tts", "espeak"]
+
+
 def test_a_wav_killed_mid_write_is_readable(tmp_path: Path) -> None:
     out = tmp_path / "killed.wav"
-    text = " ".join(f"This is sentence number {i} of a long answer." for i in range(300))
-    command = [sys.executable, "-m", "voicepipe", "synth", text, "-o", str(out), "--llm", "text"]
     with FolderWatch(tmp_path) as watch:
         proc = subprocess.Popen(
-            [*command, "--tts", "espeak"],
+            long_synth(out),
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
             cwd=ROOT,
@@ -351,11 +357,9 @@ async def test_a_terminals_ctrl_c_does_not_reach_ffmpeg(tmp_path: Path) -> None:
 
 def test_ctrl_c_while_encoding_through_the_cli_keeps_a_valid_file(tmp_path: Path) -> None:
     out = tmp_path / "story.m4a"
-    text = " ".join(f"This is sentence number {i} of a long answer." for i in range(300))
-    command = [sys.executable, "-m", "voicepipe", "synth", text, "-o", str(out), "--llm", "text"]
     with FolderWatch(tmp_path) as watch:
         proc = subprocess.Popen(
-            [*command, "--tts", "espeak"],
+            long_synth(out),
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
             cwd=ROOT,
