@@ -29,7 +29,7 @@ from voicepipe.apps.chat import BARGE_IN, CUT_MARK, SINK_ABORTED, Conversation, 
 from voicepipe.audio.chunk import AudioChunk
 from voicepipe.audio.sinks.heard import heard_text
 from voicepipe.audio.sinks.null import NullSink
-from voicepipe.cli.chat import ChatSession, save_paths, voice_spec
+from voicepipe.cli.chat_terminal import ChatSession, save_paths, voice_spec
 from voicepipe.cli.keyboard import Keyboard
 from voicepipe.events import AudioPlayed
 from voicepipe.lifecycle import Lifecycle

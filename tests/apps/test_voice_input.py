@@ -10,9 +10,9 @@ import pytest
 from tests.voice.speech import silence
 from voicepipe.apps.chat import VoiceInput
 from voicepipe.lifecycle import Lifecycle
+from voicepipe.voice.base import LISTEN_RATE
 from voicepipe.voice.listener import Listener
 from voicepipe.voice.microphone import RecordedMicrophone
-from voicepipe.voice.vad import LISTEN_RATE
 
 pytestmark = pytest.mark.anyio
 

@@ -14,7 +14,7 @@ import pytest
 
 from tests import ROOT_DIR
 from tests.voice.speech import piper_says, silence
-from voicepipe.voice.vad import LISTEN_RATE
+from voicepipe.voice.base import LISTEN_RATE
 
 
 def write_wav(path: Path, samples: npt.NDArray[np.int16]) -> Path:

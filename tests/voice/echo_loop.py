@@ -16,10 +16,12 @@ import numpy as np
 import numpy.typing as npt
 
 from tests.voice.speech import piper_says, silence
+from voicepipe.voice.base import LISTEN_RATE
+from voicepipe.voice.classifiers import make_classifier
 from voicepipe.voice.echo import EchoCanceller, PlayedAudio
 from voicepipe.voice.listener import Listener
 from voicepipe.voice.microphone import RecordedMicrophone
-from voicepipe.voice.vad import LISTEN_RATE, VoiceActivity, make_classifier
+from voicepipe.voice.vad import VoiceActivity
 
 ANSWER = (
     "The sky looks blue because air scatters short blue wavelengths of sunlight more than "

@@ -10,7 +10,7 @@ import numpy.typing as npt
 
 from voicepipe.audio.resample import convert_rate
 from voicepipe.tts.piper import default_voice_path
-from voicepipe.voice.vad import LISTEN_RATE
+from voicepipe.voice.base import LISTEN_RATE
 
 
 @functools.cache

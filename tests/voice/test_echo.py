@@ -23,7 +23,7 @@ from tests.voice.echo_loop import (
     user_onset_s,
 )
 from tests.voice.speech import piper_says
-from voicepipe.voice.vad import LISTEN_RATE
+from voicepipe.voice.base import LISTEN_RATE
 
 pytestmark = pytest.mark.anyio
 

@@ -11,9 +11,10 @@ import pytest
 from tests.voice.speech import piper_says
 from voicepipe.audio.sinks.playback import reaches_speaker_at
 from voicepipe.cli.chat import echo_canceller
+from voicepipe.voice.base import LISTEN_RATE
 from voicepipe.voice.echo import PENDING_S, EchoCanceller, PlayedAudio
 from voicepipe.voice.microphone import captured_at
-from voicepipe.voice.vad import LISTEN_RATE, level_dbfs
+from voicepipe.voice.vad import level_dbfs
 
 R = LISTEN_RATE
 

@@ -11,13 +11,10 @@ import pytest
 from tests.voice.speech import noise, piper_says, silence
 from voicepipe.errors import ConfigError, MissingKey, MissingModel
 from voicepipe.providers import make_stt
+from voicepipe.voice.base import LISTEN_RATE
+from voicepipe.voice.classifiers import SileroClassifier, make_classifier
 from voicepipe.voice.stt import OpenAITranscriber
-from voicepipe.voice.vad import (
-    LISTEN_RATE,
-    SileroClassifier,
-    UtteranceDetector,
-    make_classifier,
-)
+from voicepipe.voice.vad import UtteranceDetector
 from voicepipe.voice.whisper import LocalTranscriber
 
 pytestmark = pytest.mark.anyio

@@ -26,13 +26,8 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import anyio
 
-from voicepipe.audio.sinks.files import (
-    ENCODED_FORMATS,
-    check_encoder,
-    file_sink,
-    new_file_mode,
-    private_temp,
-)
+from voicepipe.audio.sinks.files import ENCODED_FORMATS, file_sink
+from voicepipe.audio.sinks.paths import check_encoder, new_file_mode, private_temp
 from voicepipe.errors import AudioError, ConfigError, VoicepipeError
 from voicepipe.pipeline import Pipeline, Run
 

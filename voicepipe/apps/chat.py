@@ -30,9 +30,8 @@ from voicepipe.errors import AudioError, ConfigError
 from voicepipe.events import PipelineEvent
 from voicepipe.llm.base import Message
 from voicepipe.pipeline import Pipeline, Run
-from voicepipe.voice.base import Transcriber
+from voicepipe.voice.base import LISTEN_RATE, Transcriber
 from voicepipe.voice.listener import ECHO_HOLDOFF_S, Listener
-from voicepipe.voice.vad import LISTEN_RATE
 
 BARGE_IN = "chat.barge_in"  # the user interrupted (a key, Ctrl-C): the origin of the stop latency
 SINK_ABORTED = "chat.sink_aborted"  # the sink's abort() returned: speech has stopped

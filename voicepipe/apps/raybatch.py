@@ -29,7 +29,8 @@ import anyio
 from anyio.from_thread import BlockingPortal, start_blocking_portal
 
 from voicepipe.apps.batch import BatchItem, BatchResult, remove_partials, synthesize_one
-from voicepipe.audio.sinks.files import check_encoder, file_sink
+from voicepipe.audio.sinks.files import file_sink
+from voicepipe.audio.sinks.paths import check_encoder
 from voicepipe.errors import ConfigError, ProviderError, VoicepipeError
 from voicepipe.pipeline import Pipeline
 

@@ -26,10 +26,10 @@ from voicepipe.audio.sinks.null import NullSink
 from voicepipe.errors import ConfigError
 from voicepipe.metrics import stats
 from voicepipe.pipeline import Pipeline
-from voicepipe.voice.base import Transcriber
+from voicepipe.voice.base import LISTEN_RATE, SpeechClassifier, Transcriber
 from voicepipe.voice.listener import Listener
 from voicepipe.voice.microphone import RecordedMicrophone
-from voicepipe.voice.vad import LISTEN_RATE, SpeechClassifier, VoiceActivity, level_dbfs
+from voicepipe.voice.vad import VoiceActivity, level_dbfs
 
 __all__ = ["VOICE_STAGES", "VoiceRun", "bench_voice", "load_utterance", "voice_summary"]
 

@@ -56,6 +56,18 @@ def add_key_options(g: argparse._ArgumentGroup, kinds: tuple[str, ...] = ("llm",
         )
 
 
+def add_sampling_options(g: argparse._ArgumentGroup, max_tokens_help: str) -> None:
+    """--max-tokens, --temperature and --seed: how the LLM writes each answer."""
+    g.add_argument("--max-tokens", type=int, metavar="N", help=max_tokens_help)
+    g.add_argument(
+        "--temperature",
+        type=float,
+        metavar="T",
+        help="sampling temperature, 0 (greedy) to 2 (default: the model's; local: 0)",
+    )
+    g.add_argument("--seed", type=int, metavar="N", help="sampling seed (local LLM)")
+
+
 def add_tts_options(g: argparse._ArgumentGroup) -> None:
     """--tts-speed, --tts-format, --tts-instructions: passed to the engines that have them."""
     g.add_argument(
@@ -88,16 +100,7 @@ def add_pipeline_options(p: argparse.ArgumentParser) -> None:
         help="when text goes to the TTS: adaptive (first clause early, then sentences; "
         "default), sentence (each sentence), naive (whole answer first: the baseline)",
     )
-    g.add_argument(
-        "--max-tokens", type=int, metavar="N", help="cap the answer's length (local default 256)"
-    )
-    g.add_argument(
-        "--temperature",
-        type=float,
-        metavar="T",
-        help="sampling temperature, 0 (greedy) to 2 (default: the model's; local: 0)",
-    )
-    g.add_argument("--seed", type=int, metavar="N", help="sampling seed (local LLM)")
+    add_sampling_options(g, "cap the answer's length (local default 256)")
     add_tts_options(p.add_argument_group("voice (TTS options, for the engines that take them)"))
     r = p.add_argument_group("traces (voicepipe traces)")
     r.add_argument(
@@ -315,6 +318,9 @@ def print_metrics(m: RunMetrics, out: TextIO) -> None:
         f"{m.audio_ms / 1000:.1f} s of audio in {m.chunks} chunks; underrun {m.underrun_ms:.0f} ms",
         file=out,
     )
+    if m.audible_ms is not None:  # playback: when the first sample left the speaker
+        after = fmt(m.output_latency_ms)
+        print(f"  audible {fmt(m.audible_ms)}: left the speaker {after} after TTFA", file=out)
     parts = m.breakdown()
     if parts:
         print("  where TTFA went: " + ", ".join(f"{k} {v:.0f}" for k, v in parts.items()), file=out)

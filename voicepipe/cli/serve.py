@@ -10,6 +10,7 @@ from voicepipe.cli.common import (
     add_key_options,
     add_lexicon_option,
     add_provider_options,
+    add_sampling_options,
     add_tts_options,
     err,
     key_from_args,
@@ -121,14 +122,7 @@ def add_parser(sub: Any) -> None:
     g.add_argument(
         "--chunking", choices=CHUNKINGS, default="adaptive", help="default chunking (adaptive)"
     )
-    g.add_argument("--max-tokens", type=int, metavar="N", help="cap each answer's length")
-    g.add_argument(
-        "--temperature",
-        type=float,
-        metavar="T",
-        help="sampling temperature, 0 (greedy) to 2 (default: the model's; local: 0)",
-    )
-    g.add_argument("--seed", type=int, metavar="N", help="sampling seed (local LLM)")
+    add_sampling_options(g, "cap each answer's length")
     add_lexicon_option(p)
     p.set_defaults(run=run, is_async=True, needs_prompt=False)
 

@@ -12,7 +12,8 @@ import anyio
 from rich.markup import escape
 
 from voicepipe.apps.batch import FORMATS, BatchResult
-from voicepipe.audio.sinks.files import check_bitrate, file_sink, supported_formats
+from voicepipe.audio.sinks.files import file_sink, supported_formats
+from voicepipe.audio.sinks.paths import check_bitrate
 from voicepipe.cli.common import (
     EXIT_ERROR,
     add_lexicon_option,

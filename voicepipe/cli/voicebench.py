@@ -20,7 +20,7 @@ from voicepipe.apps.voicebench import (
 )
 from voicepipe.cli.common import add_key_options, make_pipeline, stt_from_args
 from voicepipe.lifecycle import aclose_all, prepare_all
-from voicepipe.voice.vad import make_classifier
+from voicepipe.voice.classifiers import make_classifier
 
 _LABELS = {
     "end_detected_ms": "end detected",

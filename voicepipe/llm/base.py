@@ -30,4 +30,12 @@ class TokenSource(Protocol):
         """Release the model, threads and connections."""
         ...
 
-    def stream(self, messages: Sequence[Message]) -> AsyncGenerator[str, None]: ...
+    def stream(self, messages: Sequence[Message]) -> AsyncGenerator[str, None]:
+        """Yield the answer's text deltas as the model writes them.
+
+        :raises ProviderError: the request failed before any text (after the retries the
+            provider allows); ``status`` and ``retry_after`` say why when the server did.
+        :raises StreamInterrupted: the stream broke after some text was yielded (no retry).
+        :raises MissingKey: the vendor's host needs a key and none was given.
+        """
+        ...

@@ -26,4 +26,11 @@ class TTSEngine(Protocol):
         """Release the voice, threads and connections."""
         ...
 
-    def synthesize(self, text: str, text_index: int = 0) -> AsyncGenerator[AudioChunk, None]: ...
+    def synthesize(self, text: str, text_index: int = 0) -> AsyncGenerator[AudioChunk, None]:
+        """Yield ``text`` as audio chunks at ``sample_rate``, stamped with ``text_index``.
+
+        :raises ProviderError: synthesis failed before any audio (after allowed retries).
+        :raises StreamInterrupted: the audio broke off after some chunks were yielded.
+        :raises MissingKey: the vendor's host needs a key and none was given.
+        """
+        ...

@@ -1,4 +1,4 @@
-"""The speech-to-text interface every transcriber implements (network or in-process)."""
+"""The voice-input interfaces: speech-to-text (network or in-process) and speech classifiers."""
 
 from __future__ import annotations
 
@@ -7,7 +7,10 @@ from typing import Protocol
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["Transcriber"]
+__all__ = ["LISTEN_EXTRA", "LISTEN_RATE", "SpeechClassifier", "Transcriber"]
+
+LISTEN_RATE = 16000  # what speech-to-text and the speech models want
+LISTEN_EXTRA = "voicepipe[listen]"  # the optional extra with the speech models
 
 
 class Transcriber(Protocol):
@@ -27,3 +30,16 @@ class Transcriber(Protocol):
         :raises ProviderError: the transcription service failed.
         """
         ...
+
+
+class SpeechClassifier(Protocol):
+    """Says whether one frame of 16 kHz mono audio holds speech; may keep state between frames.
+
+    ``frame_ms`` is the frame length it needs; ``reset()`` forgets the state (a new stream).
+    """
+
+    name: str
+    frame_ms: float
+
+    def __call__(self, frame: npt.NDArray[np.int16]) -> bool: ...
+    def reset(self) -> None: ...

@@ -24,7 +24,7 @@ import numpy.typing as npt
 from voicepipe.audio.chunk import Samples
 from voicepipe.audio.resample import Resampler
 from voicepipe.errors import MissingModel
-from voicepipe.voice.vad import LISTEN_RATE
+from voicepipe.voice.base import LISTEN_RATE
 
 FRAME = LISTEN_RATE // 100  # Speex works on 10 ms frames
 PENDING_S = 2.0  # played audio kept for the listener to read, at most

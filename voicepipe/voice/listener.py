@@ -14,9 +14,10 @@ from contextlib import aclosing
 
 from voicepipe.audio.chunk import Samples
 from voicepipe.errors import AudioError
+from voicepipe.voice.base import LISTEN_RATE, SpeechClassifier
 from voicepipe.voice.echo import EchoCanceller
 from voicepipe.voice.microphone import Microphone
-from voicepipe.voice.vad import LISTEN_RATE, SpeechClassifier, UtteranceDetector, VoiceActivity
+from voicepipe.voice.vad import UtteranceDetector, VoiceActivity
 
 ECHO_HOLDOFF_S = 0.3  # after the assistant spoke, before listening again
 

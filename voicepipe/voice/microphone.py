@@ -17,7 +17,7 @@ from voicepipe.audio.chunk import Samples
 from voicepipe.audio.devices import portaudio, resolve
 from voicepipe.audio.resample import Resampler, convert_rate
 from voicepipe.errors import AudioError
-from voicepipe.voice.vad import LISTEN_RATE
+from voicepipe.voice.base import LISTEN_RATE
 
 
 def captured_at(time_info: Any, duration_s: float) -> float:

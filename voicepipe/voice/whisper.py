@@ -21,7 +21,8 @@ import numpy.typing as npt
 from voicepipe.audio.resample import convert_rate
 from voicepipe.errors import MissingModel, ProviderError
 from voicepipe.lifecycle import Lifecycle
-from voicepipe.voice.vad import LISTEN_EXTRA, LISTEN_RATE, level_dbfs
+from voicepipe.voice.base import LISTEN_EXTRA, LISTEN_RATE
+from voicepipe.voice.vad import level_dbfs
 
 __all__ = ["LocalTranscriber", "default_model_path", "installed"]
 

@@ -18,7 +18,7 @@ from tests.servers import serve
 from tests.voice.speech import piper_says, silence
 from voicepipe.apps.server.app import ServerSettings, create_app
 from voicepipe.llm.text import TextSource
-from voicepipe.voice.vad import LISTEN_RATE
+from voicepipe.voice.base import LISTEN_RATE
 from voicepipe.voice.whisper import LocalTranscriber
 
 pytestmark = [pytest.mark.anyio, pytest.mark.slow]

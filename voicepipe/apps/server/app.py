@@ -12,6 +12,10 @@ shared by every session; each request runs its own pipeline, so sessions are iso
 A client that disconnects cancels its pipeline at once (the upstream LLM request is closed).
 What the server trusts and refuses is in :mod:`voicepipe.apps.server.guards` (requests) and
 :mod:`voicepipe.apps.server.serving` (connections).
+
+Why one module of ~460 lines: the route handlers share one object (the loaded providers, the
+session table, the settings), and every wire detail they use already lives in a sibling
+module (protocol, audio, guards, serving, transcribe); what remains here is the routes.
 """
 
 from __future__ import annotations

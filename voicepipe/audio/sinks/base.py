@@ -16,9 +16,31 @@ from voicepipe.audio.chunk import AudioChunk
 class AudioSink(Protocol):
     """The interface every sink implements (see the module docstring for the call order)."""
 
-    async def start(self) -> None: ...
-    async def write(self, chunk: AudioChunk) -> None: ...
-    async def finish(self) -> None: ...
-    async def abort(self) -> None: ...
+    async def start(self) -> None:
+        """Open the device or file before any work.
+
+        :raises NoDevice: there is no output device at all (playback).
+        :raises AudioError: the device or path cannot be opened, or an encoder is missing.
+        """
+        ...
+
+    async def write(self, chunk: AudioChunk) -> None:
+        """Take one chunk, waiting while the sink's own buffer is full.
+
+        :raises AudioError: the device stopped playing, or the file cannot be written.
+        """
+        ...
+
+    async def finish(self) -> None:
+        """Play or write out everything taken, then close.
+
+        :raises AudioError: the device stalled or the file could not be finalized.
+        """
+        ...
+
+    async def abort(self) -> None:
+        """Stop at once and close; what was written stays valid. Never raises."""
+        ...
+
     def buffered_seconds(self) -> float: ...
     def take_underruns(self) -> list[tuple[float, float]]: ...
