@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import importlib.metadata
 import importlib.util
-import os
 from collections.abc import AsyncGenerator, Sequence
 from contextlib import aclosing
 from pathlib import Path
@@ -18,6 +17,7 @@ from typing import Any
 import anyio
 import httpx
 
+from voicepipe.cores import available_cores
 from voicepipe.errors import ConfigError, MissingModel, ProviderError
 from voicepipe.lifecycle import Lifecycle
 from voicepipe.llm.base import Message
@@ -64,8 +64,8 @@ DEFAULT_PRIORITY = 0
 
 
 def default_threads() -> int:
-    """llama.cpp's threads: every core, up to 8 (see above)."""
-    return max(1, min(os.cpu_count() or 2, 8))
+    """llama.cpp's threads: every core this process may use, up to 8 (see above)."""
+    return min(available_cores(), 8)
 
 
 class EmbeddedLlamaServer:

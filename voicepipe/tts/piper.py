@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import AsyncGenerator
 from pathlib import Path
 from typing import Any
@@ -12,6 +11,7 @@ import anyio
 import numpy as np
 
 from voicepipe.audio.chunk import AudioChunk
+from voicepipe.cores import available_cores
 from voicepipe.errors import ConfigError, MissingModel, ProviderError
 from voicepipe.lifecycle import Lifecycle
 
@@ -26,7 +26,7 @@ def default_threads() -> int:
     """Piper's onnxruntime threads: half the cores (1 on 2). On 2 cores
     (`scripts/bench_ttfa.py threads`) 2 threads made the first chunk's synthesis while llama.cpp
     generates slower (p50 192-203 ms against 121-156 ms with 1, in the same run)."""
-    return max(1, (os.cpu_count() or 2) // 2)
+    return max(1, available_cores() // 2)
 
 
 def default_voice_path() -> Path:

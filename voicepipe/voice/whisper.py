@@ -19,6 +19,7 @@ import numpy as np
 import numpy.typing as npt
 
 from voicepipe.audio.resample import convert_rate
+from voicepipe.cores import available_cores
 from voicepipe.errors import MissingModel, ProviderError
 from voicepipe.lifecycle import Lifecycle
 from voicepipe.voice.base import LISTEN_EXTRA, LISTEN_RATE
@@ -70,7 +71,7 @@ class LocalTranscriber(Lifecycle):
         language: str = "en",
     ) -> None:
         self.model_path = Path(model_path) if model_path else None
-        self.threads = threads or max(1, min(os.cpu_count() or 2, 4))
+        self.threads = threads or min(available_cores(), 4)
         self.language = language
         self._model: Any = None
         self._load_lock = anyio.Lock()

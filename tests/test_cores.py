@@ -1,0 +1,42 @@
+"""How many cores the model runtimes size their thread pools for."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from voicepipe.cores import available_cores
+from voicepipe.llm.local import default_threads as llama_threads
+from voicepipe.tts.piper import default_threads as piper_threads
+
+
+def test_a_scheduler_s_share_in_omp_num_threads_wins(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")  # what Ray gives an actor with num_cpus=1
+    assert available_cores() == 1
+    assert llama_threads() == 1 and piper_threads() == 1
+
+
+@pytest.mark.parametrize("value", ["", "0", "-2", "four"])
+def test_a_meaningless_omp_num_threads_falls_back_to_the_affinity_mask(
+    monkeypatch: pytest.MonkeyPatch, value: str
+) -> None:
+    monkeypatch.setenv("OMP_NUM_THREADS", value)
+    assert available_cores() == len(os.sched_getaffinity(0))
+
+
+@pytest.mark.skipif(shutil.which("taskset") is None, reason="needs taskset (util-linux)")
+def test_a_process_pinned_to_one_core_sizes_for_one() -> None:
+    code = "from voicepipe.cores import available_cores; print(available_cores())"
+    env = {k: v for k, v in os.environ.items() if k != "OMP_NUM_THREADS"}
+    out = subprocess.run(
+        ["taskset", "-c", "0", sys.executable, "-c", code],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert out.stdout.strip() == "1"
