@@ -140,11 +140,14 @@ def build_providers(
             max_tokens=args.max_tokens,
             temperature=args.temperature,
             seed=args.seed,
+            on_fallback=err,  # the operator's log: a chain switched (--llm a,b)
         )
         for spec in args.llm or ["local"]
     }
     ttses = {
-        spec: make_tts(spec, url=args.tts_url, api_key=tts_key, **tts_options(args))
+        spec: make_tts(
+            spec, url=args.tts_url, api_key=tts_key, on_fallback=err, **tts_options(args)
+        )
         for spec in args.tts or ["piper"]
     }
     return llms, ttses

@@ -558,6 +558,24 @@ def test_the_command_passes_keys_voice_options_and_sampling_on(
         build_providers(build_parser().parse_args(command.split()))
 
 
+async def test_a_chain_that_switches_says_so_in_the_servers_log(
+    tone: ToneTTS, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from voicepipe.cli import build_parser
+    from voicepipe.cli.serve import build_providers
+
+    # The chain's first LLM is a closed port: the session is answered by the second, and the
+    # operator reads why on stderr (where `voicepipe serve` logs).
+    command = "serve --llm openai:x,text --llm-url http://127.0.0.1:9/v1 --tts espeak"
+    llms, _ = build_providers(build_parser().parse_args(command.split()))
+    app = create_app(llms, {"tone": tone})
+    with serve(app) as url, anyio.fail_after(20):
+        events = await chat(url, {"prompt": "Still answered.", "chunking": "sentence"})
+    assert [e.data["text"] for e in events if e.event == "text"] == ["Still answered."]
+    assert "LLM openai failed before answering" in (log := capsys.readouterr().err)
+    assert log.rstrip().endswith("text answers instead")
+
+
 async def test_the_operators_lexicon_is_said_in_every_answer(tone: ToneTTS) -> None:
     from voicepipe.text.lexicon import Lexicon
 
