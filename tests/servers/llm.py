@@ -77,6 +77,7 @@ class FakeLLM:
     # benchmarks can compare it with the client's timeline)
     write_times: list[float] = field(default_factory=list)
     disconnected: threading.Event = field(default_factory=threading.Event)
+    requested: threading.Event = field(default_factory=threading.Event)  # a request came in
     completed: int = 0  # responses sent to the end (including deliberate failures)
 
     def reset(self, behaviour: Behaviour | None = None) -> None:
@@ -85,6 +86,7 @@ class FakeLLM:
         self.requests.clear()
         self.write_times.clear()
         self.disconnected.clear()
+        self.requested.clear()
         self.completed = 0
 
     def tokens(self) -> list[str]:
@@ -109,6 +111,7 @@ class FakeLLM:
                 client=tuple(scope["client"]) if scope.get("client") else None,
             )
         )
+        self.requested.set()
         response = _Response(self, send)
         async with anyio.create_task_group() as tg:
 

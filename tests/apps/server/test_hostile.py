@@ -124,8 +124,7 @@ def test_a_client_that_stops_reading_loses_its_session() -> None:
         stalled = raw(port, receive_buffer=4096)
         stalled.sendall(request("POST", "/v1/audio/speech", speech_body("word " * 100), **JSON))
         started = time.monotonic()
-        while sessions.active == 0 and time.monotonic() - started < 5:
-            time.sleep(0.01)  # until it has taken the one slot
+        assert sessions.busy.wait(5)  # it has taken the one slot
         assert sessions.active == 1
         assert sessions.idle.wait(10), "the stalled session kept its slot"
         assert time.monotonic() - started < 8
@@ -526,9 +525,7 @@ def test_a_client_gone_while_the_model_is_silent_is_noticed(
     with live(app) as (url, _):
         with httpx.stream("POST", f"{url}/v1/chat/stream", json={"prompt": "Go."}, timeout=10) as r:
             assert next(r.iter_lines()) == ": voicepipe"
-            deadline = time.monotonic() + 5
-            while not fake.requests and time.monotonic() < deadline:
-                time.sleep(0.01)  # until the model has the request; then hang up
+            assert fake.requested.wait(5)  # the model has the request; now hang up
         assert fake.disconnected.wait(5), "the upstream request was left open"
         assert app.state.server.sessions.idle.wait(5)
 

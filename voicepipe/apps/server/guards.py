@@ -45,7 +45,7 @@ def error_response(
 class Sessions:
     """Counts streams in progress; refuses more than ``limit``, and more than ``per_client``
     from one client address, so one client cannot hold every slot. ``idle`` is set when none
-    run."""
+    run, ``busy`` while any does."""
 
     def __init__(self, limit: int, per_client: int | None = None) -> None:
         self.limit = limit
@@ -55,6 +55,7 @@ class Sessions:
         self._by_client: Counter[str] = Counter()
         self.idle = threading.Event()  # a threading.Event so tests and other loops can wait
         self.idle.set()
+        self.busy = threading.Event()
 
     def acquire(self, retry_after: int, client: str = "?") -> Callable[[], None]:
         """Take a slot for ``client``; returns the call that gives it back (once)."""
@@ -76,6 +77,7 @@ class Sessions:
         self.active += 1
         self._by_client[client] += 1
         self.idle.clear()
+        self.busy.set()
         released = False
 
         def release() -> None:
@@ -93,6 +95,7 @@ class Sessions:
         if self._by_client[client] <= 0:
             del self._by_client[client]
         if self.active == 0:
+            self.busy.clear()
             self.idle.set()
 
 
