@@ -95,3 +95,38 @@ def test_summary_skips_runs_without_a_value() -> None:
     summary = summarize(runs)
     assert summary["ttfa_ms"] == pytest.approx({"p50": 200, "p95": 290, "min": 100, "max": 300})
     assert summary["ttft_ms"] == {"p50": None, "p95": None, "min": None, "max": None}
+
+
+def test_audible_counts_from_the_request_and_output_latency_from_ttfa() -> None:
+    timeline = build(
+        [
+            (tl.LLM_REQUEST, 10.000, {}),
+            (tl.SINK_AUDIO, 10.382, {"index": 0, "seconds": 0.5}),
+            (tl.RUN_END, 11.000, {}),
+            # Playback learns it on its own thread and reports it at the end, out of order.
+            (tl.AUDIBLE, 10.475, {"device_latency_s": 0.008, "ahead_s": 0.008}),
+        ]
+    )
+    m = run_metrics(timeline)
+    assert m.ttfa_ms == pytest.approx(382)
+    assert m.audible_ms == pytest.approx(475)
+    assert m.output_latency_ms == pytest.approx(93)
+    assert m.total_ms == pytest.approx(1000)  # the run's end, not the last event added
+    summary = summarize([m])
+    assert summary["audible_ms"]["p50"] == pytest.approx(475)
+    assert summary["output_latency_ms"]["p50"] == pytest.approx(93)
+
+
+def test_without_playback_there_is_no_audible_time() -> None:
+    m = run_metrics(
+        build(
+            [
+                (tl.LLM_REQUEST, 0.0, {}),
+                (tl.SINK_AUDIO, 0.3, {"index": 0, "seconds": 1.0}),
+                (tl.RUN_END, 1.0, {}),
+            ]
+        )
+    )
+    assert m.ttfa_ms == pytest.approx(300)
+    assert m.audible_ms is None and m.output_latency_ms is None
+    assert summarize([m])["audible_ms"] == {"p50": None, "p95": None, "min": None, "max": None}

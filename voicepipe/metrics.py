@@ -19,6 +19,9 @@ class RunMetrics:
     first_chunk_text: str | None
     tts_first_audio_ms: float | None  # first audio from the TTS for that chunk
     ttfa_ms: float | None  # first audio handed to the sink
+    # Its first sample left the speaker (PortAudio's DAC time): playback only, else None.
+    audible_ms: float | None
+    output_latency_ms: float | None  # audible_ms - ttfa_ms: pre-roll, buffers, the device
     total_ms: float | None  # end of the run
     audio_ms: float  # audio handed to the sink
     underrun_ms: float  # silence inserted because audio ran dry after it started
@@ -60,6 +63,7 @@ def run_metrics(timeline: Timeline) -> RunMetrics:
     # The TTS's first audio for the first chunk (index 0), not for whichever chunk came first.
     tts_first = next((e for e in timeline.all(tl.TTS_AUDIO) if e.data.get("index") == 0), None)
     last_event = timeline.first(tl.RUN_END) or timeline.events[-1]
+    ttfa, audible = at(tl.SINK_AUDIO), at(tl.AUDIBLE)
     return RunMetrics(
         ttft_ms=at(tl.LLM_DELTA),
         first_chunk_ms=at(tl.TEXT_CHUNK),
@@ -68,7 +72,9 @@ def run_metrics(timeline: Timeline) -> RunMetrics:
         if first_chunk is None or "text" not in first_chunk.data
         else str(first_chunk.data["text"]),
         tts_first_audio_ms=None if tts_first is None else _ms(origin, tts_first.t),
-        ttfa_ms=at(tl.SINK_AUDIO),
+        ttfa_ms=ttfa,
+        audible_ms=audible,
+        output_latency_ms=None if audible is None or ttfa is None else audible - ttfa,
         total_ms=_ms(origin, last_event.t),
         audio_ms=1000.0 * sum(float(e.data["seconds"]) for e in timeline.all(tl.SINK_AUDIO)),
         underrun_ms=1000.0 * sum(float(e.data["seconds"]) for e in timeline.all(tl.UNDERRUN)),
@@ -107,6 +113,8 @@ SUMMARY_FIELDS = (
     "first_chunk_ms",
     "tts_first_audio_ms",
     "ttfa_ms",
+    "audible_ms",
+    "output_latency_ms",
     "total_ms",
     "audio_ms",
     "underrun_ms",

@@ -102,6 +102,8 @@ async def text_stage(
     A failing LLM stream is recorded in ``run`` and what it wrote so far is still flushed.
     With a ``pacer`` (adaptive chunking) held text is also released as playback needs it.
     Closes ``out`` at the end.
+
+    Raises only cancellation: an LLM failure (``VoicepipeError``) is recorded in ``run``.
     """
     timeline = run.timeline
     index = 0
@@ -157,6 +159,8 @@ async def tts_stage(
 
     After a TTS failure (recorded in ``run``) the remaining text is drained unspoken, so the
     text stage never blocks. Closes the queue's producer side at the end.
+
+    Raises only cancellation: a TTS failure (``ProviderError``) is recorded in ``run``.
     """
     timeline = run.timeline
     failed = False
@@ -196,6 +200,8 @@ async def sink_stage(
 
     A run that failed before any audio aborts the sink, so no empty file is left behind.
     ``on_audio`` is called after each chunk (the pacer's cue).
+
+    :raises AudioError: the sink failed (the sink is aborted first, so its file stays valid).
     """
     timeline = run.timeline
     try:
@@ -222,3 +228,7 @@ async def sink_stage(
     finally:
         for started, seconds in sink.take_underruns():
             timeline.add(tl.Event(tl.UNDERRUN, started, {"seconds": seconds}))
+        # A sink that plays knows when the first sample reached the speaker (tl.AUDIBLE).
+        take_audible = getattr(sink, "take_audible", None)
+        if take_audible is not None and (audible := take_audible()) is not None:
+            timeline.add(audible)

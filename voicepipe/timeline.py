@@ -18,6 +18,11 @@ TTS_AUDIO = "tts.audio"  # the engine produced audio (data: index, seconds)
 TTS_DONE = "tts.done"  # synthesis of a chunk finished (data: index, seconds)
 SINK_AUDIO = "sink.audio"  # audio was handed to the sink (data: index, seconds, queued_s)
 UNDERRUN = "sink.underrun"  # playback ran dry (data: seconds of silence inserted)
+# The answer's first sample reached the speaker (playback only): ``t`` is PortAudio's DAC time
+# for it on our clock (data: ahead_s, how long after the callback that was; device_latency_s,
+# the output latency the stream reports, which stands in when the host API gives no DAC time:
+# stamped False).
+AUDIBLE = "sink.audible"
 ERROR = "error"  # a stage failed (data: stage, message)
 # A provider in a fallback chain failed and the next took over (data: stage, index, failed,
 # next, message); ``index`` is the text chunk the next engine speaks (None for the LLM).
@@ -49,7 +54,9 @@ class Timeline:
         return event
 
     def add(self, event: Event) -> None:
-        """Append an event built elsewhere (tests build timelines with known times)."""
+        """Append an event built elsewhere, with the time it was measured at: the sink stage
+        adds what playback learnt on PortAudio's thread (underruns, the audible sample) this
+        way, and tests build timelines with known times."""
         self.events.append(event)
         first = self._first.get(event.name)
         if first is None or event.t < first.t:

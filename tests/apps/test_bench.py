@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import shutil
 import sqlite3
 import subprocess
 import sys
@@ -16,13 +17,14 @@ import anyio
 import pytest
 
 from tests import ROOT_DIR
+from tests.audio.conftest import PacedDevice
 from tests.servers import serve
 from tests.servers.llm import Behaviour as LLMBehaviour
 from tests.servers.llm import FakeLLM
 from tests.servers.tts import SECONDS_PER_CHARACTER, TTSServer
 from tests.servers.tts import Behaviour as TTSBehaviour
 from voicepipe import timeline as tl
-from voicepipe.apps.bench import BenchConfig, BenchResult, BenchRun, bench, compare, public_url
+from voicepipe.apps.bench import BenchConfig, BenchResult, BenchRun, bench, compare
 from voicepipe.errors import ConfigError
 from voicepipe.metrics import real_time_factor
 from voicepipe.pipeline import Run
@@ -111,7 +113,7 @@ def test_public_config_has_no_credentials_or_system_prompt() -> None:
     public = config.public()
     assert public["llm_url"] == "https://host:8443/v1"
     assert "system" not in public and "s3cret" not in json.dumps(public)
-    assert public_url(None) is None
+    assert BenchConfig().public()["llm_url"] is None
 
 
 @dataclass
@@ -345,3 +347,62 @@ def test_cold_start_counts_process_start_and_model_loading(
     assert run["ttfa_ms"] >= 1000 * (FIRST_TOKEN + TTS_FIRST_BYTE) - 1
     assert "cold start" in result.stdout
     assert not (tmp_path / "t.sqlite").exists()  # --no-trace
+
+
+def test_bench_play_reports_when_each_run_was_heard(
+    servers: Servers, paced_device: PacedDevice, tmp_path: Path
+) -> None:
+    """--play runs through real PortAudio (a device paced in real time) and adds audible_ms."""
+    env = {**paced_device.env, "VOICEPIPE_TRACE_DB": str(tmp_path / "t.sqlite")}
+    providers = ["--llm", "openai:test-model", "--llm-url", servers.llm_url]
+    providers += ["--tts", "openai:tts-1", "--tts-url", servers.tts_url, "--chunking", "sentence"]
+    out = {name: tmp_path / name for name in ("play.json", "play.csv", "null.json")}
+    played = voicepipe(
+        "bench", "Why?", "-n", "2", "--warmup", "0", "--play", *providers,
+        "--json", str(out["play.json"]), "--csv", str(out["play.csv"]), env=env,
+    )  # fmt: skip
+    assert played.returncode == 0, played.stderr
+    assert "audible_ms (left the speaker)" in played.stdout and "output_latency_ms" in played.stdout
+    report = json.loads(out["play.json"].read_text())
+    assert report["config"]["sink"] == "playback"
+    for run in report["runs"]:
+        assert run["ttfa_ms"] < run["audible_ms"] < run["ttfa_ms"] + 1000
+        assert run["output_latency_ms"] == pytest.approx(run["audible_ms"] - run["ttfa_ms"])
+    assert report["summary"]["audible_ms"]["p50"] is not None
+    rows = list(csv.DictReader(out["play.csv"].open()))
+    assert [float(r["audible_ms"]) for r in rows] == [r["audible_ms"] for r in report["runs"]]
+    # The runs were recorded with the sink they played on, and their audible time.
+    with sqlite3.connect(tmp_path / "t.sqlite") as conn:
+        stored = conn.execute("SELECT config, audible_ms FROM runs ORDER BY id").fetchall()
+    assert [json.loads(c)["sink"] for c, _ in stored] == ["playback", "playback"]
+    assert [a for _, a in stored] == pytest.approx([r["audible_ms"] for r in report["runs"]])
+    # Without --play nothing is heard: the rows are not shown, the figures are null.
+    null = voicepipe(
+        "bench", "Why?", "-n", "1", "--warmup", "0", "--no-trace", *providers,
+        "--json", str(out["null.json"]), env=env,
+    )  # fmt: skip
+    assert null.returncode == 0, null.stderr
+    assert "audible_ms" not in null.stdout and "ttfa_ms" in null.stdout
+    report = json.loads(out["null.json"].read_text())
+    assert report["config"]["sink"] == "null" and report["runs"][0]["audible_ms"] is None
+
+
+def test_bench_device_without_play_is_one_clear_line(tmp_path: Path) -> None:
+    env = {**os.environ, "VOICEPIPE_TRACE_DB": str(tmp_path / "t.sqlite")}
+    result = voicepipe("bench", "Hi.", "--llm", "text", "--device", "3", env=env)
+    assert result.returncode == 2
+    (line,) = result.stderr.strip().splitlines()
+    assert "--device chooses the speakers for --play" in line
+
+
+@pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="needs espeak-ng (scripts/test)")
+def test_bench_says_when_a_chain_switched_provider(tmp_path: Path) -> None:
+    # The first TTS is a closed port: every run is espeak's, and the report must not let that
+    # pass for the first provider's figures.
+    env = {**os.environ, "VOICEPIPE_TRACE_DB": str(tmp_path / "t.sqlite")}
+    args = ["bench", "Hi there.", "--llm", "text", "-n", "1", "--warmup", "0", "--no-trace"]
+    args += ["--tts", "openai:tts-1,espeak", "--tts-url", "http://127.0.0.1:9/v1"]
+    result = voicepipe(*args, env=env)
+    assert result.returncode == 0, result.stderr
+    assert "TTS openai failed on chunk 1" in result.stderr
+    assert "espeak speaks from there" in result.stderr

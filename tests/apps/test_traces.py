@@ -155,7 +155,7 @@ def user_version(path: Path) -> int:
 def test_a_new_store_carries_the_schema_version(tmp_path: Path) -> None:
     store = TraceStore(tmp_path / "t.sqlite")
     store.save(known_run(), command="say", config={})
-    assert user_version(store.path) == SCHEMA_VERSION == 1
+    assert user_version(store.path) == SCHEMA_VERSION == 2
 
 
 # The store as voicepipe wrote it before schema versions (user_version 0), with one run.
@@ -210,3 +210,47 @@ def test_the_cli_refuses_a_newer_store_in_one_line(tmp_path: Path) -> None:
     assert result.returncode == 2
     (line,) = result.stderr.strip().splitlines()
     assert "schema version 99, from a newer voicepipe" in line
+
+
+def heard_run() -> Run:
+    """``known_run`` played on a device: its first sample left the speaker at 475 ms."""
+    run = known_run()
+    data = {"device_latency_s": 0.008, "ahead_s": 0.008, "stamped": False}
+    run.timeline.add(Event(tl.AUDIBLE, 100.475, data))
+    return run
+
+
+def test_audible_ms_is_stored_listed_and_shown(tmp_path: Path) -> None:
+    db = tmp_path / "t.sqlite"
+    store = TraceStore(db)
+    played = store.save(heard_run(), command="say", config={"llm": "text"})
+    filed = store.save(known_run(), command="synth", config={"llm": "text"})
+    assert store.load(played).info.audible_ms == pytest.approx(475)
+    assert store.load(played).metrics.audible_ms == pytest.approx(475)
+    assert store.load(played).metrics.output_latency_ms == pytest.approx(93)
+    assert store.load(filed).info.audible_ms is None
+    listing = voicepipe("traces", "--db", str(db))
+    assert listing.returncode == 0, listing.stderr
+    assert "audible ms" in listing.stdout
+    (row,) = [line for line in listing.stdout.splitlines() if " say " in line]
+    assert " 475 " in row
+    shown = voicepipe("traces", "--db", str(db), "show", str(played))
+    assert shown.returncode == 0, shown.stderr
+    assert "audible 475 ms: left the speaker 93 ms after TTFA" in shown.stdout
+    assert "sink.audible" in shown.stdout
+    assert "audible" not in voicepipe("traces", "--db", str(db), "show", str(filed)).stdout
+
+
+def test_a_version_1_store_gains_audible_ms_and_keeps_its_runs(tmp_path: Path) -> None:
+    path = tmp_path / "v1.sqlite"
+    with closing(sqlite3.connect(path)) as conn:
+        conn.executescript(LEGACY)
+        conn.execute("PRAGMA user_version = 1")
+    store = TraceStore(path)
+    (info,) = store.recent()
+    assert (info.id, info.ttfa_ms, info.audible_ms) == (7, 382, None)
+    assert store.load(7).metrics.audible_ms is None
+    assert user_version(path) == SCHEMA_VERSION
+    new = store.save(heard_run(), command="say", config={})
+    assert [i.audible_ms for i in store.recent()] == [pytest.approx(475), None]
+    assert new == 8

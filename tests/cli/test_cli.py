@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -18,7 +19,7 @@ import numpy as np
 import pytest
 
 from tests import ROOT_DIR
-from tests.audio.conftest import alsa_capture_env, alsa_without_output_env
+from tests.audio.conftest import PacedDevice, alsa_capture_env, alsa_without_output_env
 from tests.watch import FolderWatch
 
 ROOT = ROOT_DIR
@@ -368,3 +369,35 @@ def test_devices_lists_outputs_and_inputs(tmp_path: Path) -> None:
     outputs, inputs = lines.index("outputs:"), lines.index("inputs:")
     assert outputs < inputs
     assert any(line.startswith("*") and "default" in line for line in lines[outputs:inputs])
+
+
+@pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="needs espeak-ng (scripts/test)")
+@pytest.mark.parametrize("also_file", [False, True])
+def test_say_v_prints_when_the_answer_was_heard(
+    paced_device: PacedDevice, tmp_path: Path, also_file: bool
+) -> None:
+    # The speakers are a device that plays in real time; -o tees the audio to a file as well.
+    env = {**paced_device.env, "VOICEPIPE_TRACE_DB": str(tmp_path / "t.sqlite")}
+    args = ["say", "Hello there. Can you hear me now?", "--llm", "text", "--tts", "espeak", "-v"]
+    if also_file:
+        args += ["-o", str(tmp_path / "said.wav")]
+    result = voicepipe(*args, "--trace", env=env, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    ttfa = re.search(r"^TTFA (\d+) ms", result.stderr, re.MULTILINE)
+    heard = re.search(r"audible (\d+) ms: left the speaker (\d+) ms after TTFA", result.stderr)
+    assert ttfa is not None and heard is not None, result.stderr
+    audible, after = int(heard[1]), int(heard[2])
+    assert int(ttfa[1]) <= audible < int(ttfa[1]) + 1000
+    assert abs(audible - int(ttfa[1]) - after) <= 1  # each rounded to the ms
+    shown = voicepipe("traces", "show", "1", env=env)
+    assert shown.returncode == 0, shown.stderr
+    assert heard[0] in shown.stdout  # recorded, and read back the same
+
+
+@pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="needs espeak-ng (scripts/test)")
+def test_a_file_only_run_reports_no_audible_time(tmp_path: Path) -> None:
+    out = tmp_path / "a.wav"
+    result = voicepipe("say", "Hello there.", "--llm", "text", "--tts", "espeak", "-v", "-o",
+                       str(out), env=alsa_without_output_env(tmp_path), cwd=tmp_path)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "TTFA" in result.stderr and "audible" not in result.stderr

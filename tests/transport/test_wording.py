@@ -37,8 +37,8 @@ def test_scrub_masks_credentials_only(text: str, shown: str) -> None:
     assert scrub(text) == shown
 
 
-def test_public_url_drops_the_user_info() -> None:
-    assert public_url("http://admin:hunter2@h:9/v1?x=1") == "http://h:9/v1?x=1"
+def test_public_url_drops_the_user_info_query_and_fragment() -> None:
+    assert public_url("http://admin:hunter2@h:9/v1?key=abc#x") == "http://h:9/v1"
     assert public_url("https://api.openai.com/v1") == "https://api.openai.com/v1"
     assert public_url("not a url") == "not a url"
 

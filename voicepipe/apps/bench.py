@@ -3,30 +3,24 @@
     results = await bench([BenchConfig(chunking="sentence"), BenchConfig()], ["Hi."], n=5)
     print(results[1].summary()["ttfa_ms"]["p50"] / results[0].summary()["ttfa_ms"]["p50"])
 
-Every run goes into a :class:`NullSink` with a real-time playback clock, so underruns count.
-``cold_start`` measures a fresh process instead: start to first audio, model loading included.
+Every run goes into a :class:`NullSink` with a real-time playback clock, so underruns count;
+``sink=PlaybackSink`` plays them instead, and then ``audible_ms`` says when each was first heard.
+A fresh process, model loading included, is :mod:`voicepipe.apps.coldstart`.
 """
 
 from __future__ import annotations
 
-import json
-import os
 import re
-import sys
-import tempfile
 import time
 from collections.abc import Callable, Sequence
 from contextlib import aclosing
 from dataclasses import asdict, dataclass, field, replace
-from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
-
-import anyio
 
 from voicepipe import timeline as tl
+from voicepipe.audio.sinks.base import AudioSink
 from voicepipe.audio.sinks.null import NullSink
-from voicepipe.errors import ConfigError, ProviderError
+from voicepipe.errors import ConfigError
 from voicepipe.lifecycle import aclose_all
 from voicepipe.llm.base import TokenSource
 from voicepipe.metrics import (
@@ -42,6 +36,7 @@ from voicepipe.providers import make_llm, make_tts
 from voicepipe.text.sentences import Chunking, check_chunking
 from voicepipe.transport.keys import named_key
 from voicepipe.transport.settings import Timeouts
+from voicepipe.transport.wording import public_url
 from voicepipe.tts.base import TTSEngine
 
 __all__ = [
@@ -50,12 +45,9 @@ __all__ = [
     "BenchProgress",
     "BenchResult",
     "BenchRun",
-    "ColdRun",
     "Floor",
     "bench",
-    "cold_start",
     "compare",
-    "public_url",
 ]
 
 COMPARE_KEYS = ("chunking", "llm", "tts")
@@ -65,17 +57,6 @@ BREAKDOWN_FIELDS = (
     "tts_first_audio_ms",
     "pipeline_overhead_ms",
 )
-
-
-def public_url(url: str | None) -> str | None:
-    """``url`` without user, password, query or fragment: safe to print and store."""
-    if not url:
-        return url
-    parts = urlsplit(url)
-    host = parts.hostname or ""
-    if parts.port is not None:
-        host = f"{host}:{parts.port}"
-    return urlunsplit((parts.scheme, host, parts.path, "", ""))
 
 
 @dataclass(frozen=True)
@@ -112,13 +93,15 @@ class BenchConfig:
         """The settings, with URLs stripped of credentials; the system prompt, the voice
         instructions and the key variables left out."""
         out = asdict(self)
-        out["llm_url"] = public_url(self.llm_url)
-        out["tts_url"] = public_url(self.tts_url)
+        for url in ("llm_url", "tts_url"):
+            out[url] = public_url(out[url]) if out[url] else out[url]
         for private in ("system", "tts_instructions", "llm_key_env", "tts_key_env"):
             out.pop(private)
         return out
 
-    def make_llm(self, timeouts: Timeouts | None = None) -> TokenSource:
+    def make_llm(
+        self, timeouts: Timeouts | None = None, on_fallback: Callable[[str], None] | None = None
+    ) -> TokenSource:
         """The token source this configuration names (its key read from the environment)."""
         key = None
         if self.llm_key_env is not None:
@@ -131,9 +114,12 @@ class BenchConfig:
             temperature=self.temperature,
             seed=self.seed,
             timeouts=timeouts,
+            on_fallback=on_fallback,
         )
 
-    def make_tts(self, timeouts: Timeouts | None = None) -> TTSEngine:
+    def make_tts(
+        self, timeouts: Timeouts | None = None, on_fallback: Callable[[str], None] | None = None
+    ) -> TTSEngine:
         """The TTS engine this configuration names, with its options."""
         key = None
         if self.tts_key_env is not None:
@@ -146,6 +132,7 @@ class BenchConfig:
             format=self.tts_format,
             instructions=self.tts_instructions,
             timeouts=timeouts,
+            on_fallback=on_fallback,
         )
 
 
@@ -332,12 +319,18 @@ async def bench(
     timeouts: Timeouts | None = None,
     on_run: Callable[[BenchProgress], None] | None = None,
     floor: bool = True,
+    sink: Callable[[], AudioSink] | None = None,
+    on_fallback: Callable[[str], None] | None = None,
 ) -> list[BenchResult]:
     """Run every prompt ``n`` times per configuration after ``warmup`` rounds, interleaved.
 
     The order is A B A B ... (each configuration once per round, every prompt in turn), so
     drift on the machine falls on all configurations alike. Models load once per distinct spec.
     With ``floor``, each measured run is followed by its floor (:func:`measure_floor`).
+    ``sink()`` makes each run's sink: by default a real-time :class:`NullSink`; a
+    ``PlaybackSink`` (``bench --play``) also measures when the audio was heard (``audible_ms``).
+    ``on_fallback`` hears each switch of a chain (``--tts a,b``): those runs measured the next
+    provider, not the one named.
     """
     if n < 1 or warmup < 0:
         raise ConfigError("-n must be at least 1 and --warmup at least 0")
@@ -352,10 +345,10 @@ async def bench(
     for c in configs:
         lkey = (c.llm, c.llm_url, c.max_tokens, c.seed, c.temperature, c.llm_key_env)
         if lkey not in llms:
-            llms[lkey] = c.make_llm(timeouts)
+            llms[lkey] = c.make_llm(timeouts, on_fallback)
         tkey = (c.tts, c.tts_url, c.tts_speed, c.tts_format, c.tts_instructions, c.tts_key_env)
         if tkey not in ttss:
-            ttss[tkey] = c.make_tts(timeouts)
+            ttss[tkey] = c.make_tts(timeouts, on_fallback)
         pipes.append(Pipeline(llms[lkey], ttss[tkey], chunking=c.chunking, system=c.system))
     results = [BenchResult(c) for c in configs]
     schedule = [(True, prompts[i % len(prompts)]) for i in range(warmup)]
@@ -371,7 +364,8 @@ async def bench(
                 warm_up = getattr(pipe.llm, "warm_up", None)
                 if warm_up is not None:
                     await warm_up()
-                run = await pipe.speak(prompt, NullSink(realtime=True))
+                out = sink() if sink is not None else NullSink(realtime=True)
+                run = await pipe.speak(prompt, out)
                 lowest = None
                 if floor and not is_warmup:
                     lowest = await measure_floor(run, pipe.tts)
@@ -384,65 +378,3 @@ async def bench(
     finally:
         await aclose_all((*llms.values(), *ttss.values()))
     return results
-
-
-@dataclass(frozen=True)
-class ColdRun:
-    """A fresh process from start to first audio: the latency a user feels on first use."""
-
-    process_to_first_audio_ms: float  # process spawned -> first audio at the sink
-    load_ms: float  # process spawned -> LLM request sent (interpreter, imports, model loading)
-    ttfa_ms: float  # LLM request -> first audio, as in a warm run
-
-    def as_dict(self) -> dict[str, float]:
-        return asdict(self)
-
-
-def _cold_command(config: BenchConfig, prompt: str, out: Path) -> list[str]:
-    command = [sys.executable, "-m", "voicepipe", "bench", prompt, "-n", "1", "--warmup", "0"]
-    command += ["--no-trace", "--json", str(out), "--llm", config.llm, "--tts", config.tts]
-    command += ["--chunking", config.chunking]
-    for option, value in (
-        ("--llm-url", config.llm_url),
-        ("--tts-url", config.tts_url),
-        ("--system", config.system),
-        ("--max-tokens", config.max_tokens),
-        ("--seed", config.seed),
-        ("--temperature", config.temperature),
-        ("--tts-speed", config.tts_speed),
-        ("--tts-format", config.tts_format),
-        ("--tts-instructions", config.tts_instructions),
-        ("--llm-key-env", config.llm_key_env),
-        ("--tts-key-env", config.tts_key_env),
-    ):
-        if value is not None:
-            command += [option, str(value)]
-    return command
-
-
-async def cold_start(config: BenchConfig, prompt: str, n: int = 1) -> list[ColdRun]:
-    """Start ``n`` fresh ``voicepipe bench`` processes, one at a time, and time each.
-
-    The child reports the wall-clock time of its LLM request and its TTFA; the parent knows
-    when it spawned the child, so the difference includes interpreter start and model loading.
-    """
-    runs: list[ColdRun] = []
-    with tempfile.TemporaryDirectory(prefix="voicepipe-cold-") as tmp:
-        for i in range(n):
-            out = Path(tmp) / f"cold-{i}.json"
-            command = _cold_command(config, prompt, out)
-            spawned = time.time()
-            result = await anyio.run_process(command, check=False, env=dict(os.environ))
-            if result.returncode != 0:
-                tail = result.stderr.decode(errors="replace").strip().splitlines()[-1:]
-                raise ProviderError(
-                    f"cold-start run exited with {result.returncode}: "
-                    + (tail[0] if tail else "no message")
-                )
-            report = json.loads(await anyio.Path(out).read_text())
-            first = report["runs"][0]
-            if first["ttfa_ms"] is None:
-                raise ProviderError("cold-start run produced no audio")
-            load_ms = (first["started_unix"] - spawned) * 1000.0
-            runs.append(ColdRun(load_ms + first["ttfa_ms"], load_ms, first["ttfa_ms"]))
-    return runs

@@ -29,11 +29,11 @@ import anyio
 import platformdirs
 
 from voicepipe import timeline as tl
-from voicepipe.apps.bench import public_url
 from voicepipe.errors import ConfigError
 from voicepipe.metrics import RunMetrics, run_metrics
 from voicepipe.pipeline import Run
 from voicepipe.timeline import Event, Timeline
+from voicepipe.transport.wording import public_url
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -54,8 +54,9 @@ _SECRET_KEY = re.compile(
 _TEXT_KEYS = ("text", "prompt", "system", "answer")
 
 # The schema this voicepipe writes. Stores from before versions existed read 0; they hold the
-# version-1 tables already (or none), which the first migration creates if missing.
-SCHEMA_VERSION = 1
+# version-1 tables already (or none), which the first migration creates if missing. Version 2
+# adds ``audible_ms`` (older runs read NULL: they did not measure it).
+SCHEMA_VERSION = 2
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -84,6 +85,8 @@ CREATE TABLE IF NOT EXISTS events (
 # _MIGRATIONS[v] takes a store from version v to v + 1: statements run in one transaction.
 _MIGRATIONS: list[list[str]] = [
     [statement.strip() for statement in _SCHEMA.split(";") if statement.strip()],
+    # When the first sample left the speaker, ms from the LLM request (playback only).
+    ["ALTER TABLE runs ADD COLUMN audible_ms REAL"],
 ]
 assert len(_MIGRATIONS) == SCHEMA_VERSION
 
@@ -183,6 +186,7 @@ class TraceInfo:
     audio_ms: float
     ttfa_ms: float | None
     total_ms: float | None
+    audible_ms: float | None = None  # playback only (and runs recorded since schema 2)
 
 
 @dataclass(frozen=True)
@@ -239,7 +243,8 @@ class TraceStore:
         with self._connect() as db:
             cursor = db.execute(
                 "INSERT INTO runs (created, command, config, prompt, answer, answer_chars,"
-                " speech_chars, audio_ms, ttfa_ms, total_ms) VALUES (?,?,?,?,?,?,?,?,?,?)",
+                " speech_chars, audio_ms, ttfa_ms, total_ms, audible_ms)"
+                " VALUES (?,?,?,?,?,?,?,?,?,?,?)",
                 (
                     time.time(),
                     command,
@@ -251,6 +256,7 @@ class TraceStore:
                     run.audio_seconds * 1000.0,
                     None if m is None else m.ttfa_ms,
                     None if m is None else m.total_ms,
+                    None if m is None else m.audible_ms,
                 ),
             )
             run_id = cursor.lastrowid
@@ -274,8 +280,7 @@ class TraceStore:
         """The latest ``limit`` runs, newest first."""
         with self._connect(create=False) as db:
             rows = db.execute(
-                "SELECT id, created, command, config, answer_chars, speech_chars, audio_ms,"
-                " ttfa_ms, total_ms FROM runs ORDER BY id DESC LIMIT ?",
+                f"SELECT {_INFO_COLUMNS} FROM runs ORDER BY id DESC LIMIT ?",
                 (limit,),
             ).fetchall()
         return [_info(row) for row in rows]
@@ -284,8 +289,7 @@ class TraceStore:
         """The run with this id, its timeline rebuilt."""
         with self._connect(create=False) as db:
             row = db.execute(
-                "SELECT id, created, command, config, answer_chars, speech_chars, audio_ms,"
-                " ttfa_ms, total_ms, prompt, answer FROM runs WHERE id = ?",
+                f"SELECT {_INFO_COLUMNS}, prompt, answer FROM runs WHERE id = ?",
                 (run_id,),
             ).fetchone()
             if row is None:
@@ -296,7 +300,13 @@ class TraceStore:
         timeline = Timeline()
         for name, t_ms, data in events:
             timeline.add(Event(name, t_ms / 1000.0, json.loads(data)))
-        return Trace(_info(row[:9]), timeline, row[9], row[10])
+        return Trace(_info(row[:10]), timeline, row[10], row[11])
+
+
+_INFO_COLUMNS = (
+    "id, created, command, config, answer_chars, speech_chars, audio_ms, ttfa_ms, total_ms,"
+    " audible_ms"
+)
 
 
 def _info(row: tuple[Any, ...]) -> TraceInfo:
@@ -310,6 +320,7 @@ def _info(row: tuple[Any, ...]) -> TraceInfo:
         audio_ms=row[6],
         ttfa_ms=row[7],
         total_ms=row[8],
+        audible_ms=row[9],
     )
 
 

@@ -1,4 +1,8 @@
-"""`voicepipe bench`: measure time-to-first-audio like a profiler (the work: apps.bench)."""
+"""`voicepipe bench`: measure time-to-first-audio like a profiler (the work: apps.bench).
+
+Why ~410 lines: one small table builder per view of the results (summary, comparison, where
+TTFA went, the floor, cold starts) plus CSV, plot and progress, all sharing labels and console.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +11,8 @@ import csv
 import io
 import json
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from functools import partial
 from itertools import combinations
 from typing import Any
 
@@ -21,14 +26,20 @@ from voicepipe.apps.bench import (
     BenchConfig,
     BenchProgress,
     BenchResult,
-    ColdRun,
     bench,
-    cold_start,
     compare,
 )
+from voicepipe.apps.coldstart import ColdRun, cold_start
 from voicepipe.apps.prompts import read_prompts
+from voicepipe.audio.sinks.base import AudioSink
 from voicepipe.cli import voicebench
-from voicepipe.cli.common import add_pipeline_options, export_otel, require_prompt, timeouts
+from voicepipe.cli.common import (
+    add_pipeline_options,
+    err,
+    export_otel,
+    require_prompt,
+    timeouts,
+)
 from voicepipe.errors import ConfigError
 from voicepipe.metrics import SUMMARY_FIELDS, stats
 
@@ -38,11 +49,15 @@ _ROWS = (
     ("first_chunk_ms", "first_chunk_ms", 1.0, 0),
     ("tts_first_audio_ms", "tts_first_audio_ms", 1.0, 0),
     ("ttfa_ms", "ttfa_ms (first audio)", 1.0, 0),
+    ("audible_ms", "audible_ms (left the speaker)", 1.0, 0),
+    ("output_latency_ms", "output_latency_ms", 1.0, 0),
     ("total_ms", "total_ms", 1.0, 0),
     ("audio_ms", "audio_s", 0.001, 1),
     ("rtf", "rtf (synthesis/audio)", 1.0, 2),
     ("underrun_ms", "underrun_ms", 1.0, 0),
 )
+# Measured only when the runs play (--play): when the first sample left the speaker.
+_PLAYBACK_ROWS = ("audible_ms", "output_latency_ms")
 _PARTS = {
     "llm_first_token_ms": "model's first token",
     "waiting_for_words_ms": "waiting for words",
@@ -74,6 +89,15 @@ def add_parser(sub: Any) -> None:
         metavar="KEY=A,B",
         help="compare values of one setting side by side: chunking, llm or tts "
         "(e.g. chunking=naive,sentence,adaptive)",
+    )
+    p.add_argument(
+        "--play",
+        action="store_true",
+        help="play every run on the speakers instead of a null sink, and report audible_ms: "
+        "when the first sample left the speaker (PortAudio's DAC time)",
+    )
+    p.add_argument(
+        "--device", metavar="NAME|INDEX", help="output device for --play (voicepipe devices)"
     )
     p.add_argument("--json", metavar="FILE", help="write every run and the summary as JSON")
     p.add_argument("--csv", metavar="FILE", help="write one row per run as CSV")
@@ -149,14 +173,19 @@ def _console() -> Console:
     return console
 
 
-def _summary_table(result: BenchResult) -> Table:
+def _rows(play: bool) -> tuple[tuple[str, str, float, int], ...]:
+    """The table rows: the playback ones only when the runs played."""
+    return tuple(row for row in _ROWS if play or row[0] not in _PLAYBACK_ROWS)
+
+
+def _summary_table(result: BenchResult, play: bool = False) -> Table:
     title = escape(f"{result.config.label}  (n={len(result.runs)}, ms)")
     table = Table(title=title, title_justify="left")
     table.add_column("metric")
     for column in ("p50", "p95", "min", "max"):
         table.add_column(column, justify="right")
     summary = result.summary()
-    for key, label, scale, decimals in _ROWS:
+    for key, label, scale, decimals in _rows(play):
         s = summary[key]
         table.add_row(label, *(_cell(s[c], scale, decimals) for c in ("p50", "p95", "min", "max")))
     return table
@@ -166,7 +195,9 @@ def _median(result: BenchResult, key: str) -> float | None:
     return result.summary()[key]["p50"]
 
 
-def _compare_table(results: Sequence[BenchResult], labels: Sequence[str]) -> Table:
+def _compare_table(
+    results: Sequence[BenchResult], labels: Sequence[str], play: bool = False
+) -> Table:
     table = Table(title="medians side by side, and their ratios", title_justify="left")
     table.add_column("metric (p50)")
     for label in labels:
@@ -174,7 +205,7 @@ def _compare_table(results: Sequence[BenchResult], labels: Sequence[str]) -> Tab
     pairs = list(combinations(range(len(results)), 2))
     for i, j in pairs:
         table.add_column(escape(f"{labels[j]} / {labels[i]}"), justify="right")
-    for key, label, scale, decimals in _ROWS:
+    for key, label, scale, decimals in _rows(play):
         medians = [_median(r, key) for r in results]
         # A ratio of values under one display unit (a 0.3 ms first token) is noise.
         floor = 10.0**-decimals / scale
@@ -283,13 +314,22 @@ def _plot(args: argparse.Namespace, results: Sequence[BenchResult], labels: list
     plot_timelines(panels, args.plot)
 
 
+def _fallback(message: str) -> None:
+    """A chain switched (``--tts a,b``): the runs that follow measured the next provider."""
+    if sys.stderr.isatty():
+        print(file=sys.stderr)  # off the progress line
+    err(message)
+
+
 def _progress(p: BenchProgress) -> None:
-    ttfa = p.run.metrics.ttfa_ms
+    ttfa, audible = p.run.metrics.ttfa_ms, p.run.metrics.audible_ms
     label = "warm-up" if p.warmup else "run"
     line = (
         f"[{p.done}/{p.total}] {label} {p.config.label}: TTFA "
         f"{'-' if ttfa is None else f'{ttfa:.0f} ms'}"
     )
+    if audible is not None:
+        line += f", audible {audible:.0f} ms"
     if sys.stderr.isatty():  # one line, rewritten; logs get a line per run
         print(f"\r{line}   ", end="", file=sys.stderr, flush=True)
     else:
@@ -298,8 +338,10 @@ def _progress(p: BenchProgress) -> None:
 
 async def run(args: argparse.Namespace) -> int:
     if args.voice:
-        if args.prompt is not None or args.prompts or args.compare or args.cold:
-            raise ConfigError("--voice measures its recordings: no PROMPT, --prompts, --compare")
+        if args.prompt is not None or args.prompts or args.compare or args.cold or args.play:
+            raise ConfigError(
+                "--voice measures its recordings: no PROMPT, --prompts, --compare, --play"
+            )
         return await voicebench.run(args)
     prompts = await _prompts(args)
     configs = configs_from_args(args)
@@ -309,6 +351,17 @@ async def run(args: argparse.Namespace) -> int:
         from voicepipe.apps.plot import require_matplotlib
 
         require_matplotlib()  # a missing matplotlib fails before minutes of benchmarking
+    play: bool = args.play
+    if args.device is not None and not play:
+        raise ConfigError("--device chooses the speakers for --play: add --play")
+    sink: Callable[[], AudioSink] | None = None
+    if play:
+        from voicepipe.audio.devices import resolve
+        from voicepipe.audio.sinks.playback import PlaybackSink
+
+        resolve(args.device, "output")  # a missing device fails before the models load
+        sink = partial(PlaybackSink, args.device)  # a fresh stream for every run
+
     labels = _short_labels(configs, args.compare)
     cold: list[list[ColdRun]] = []
     for config in configs if args.cold else ():
@@ -316,16 +369,23 @@ async def run(args: argparse.Namespace) -> int:
         cold.append(await cold_start(config, prompts[0], args.cold))
     print(f"loading models for {len(configs)} configuration(s)...", file=sys.stderr)
     results = await bench(
-        configs, prompts, n=args.n, warmup=args.warmup, timeouts=timeouts(args), on_run=_progress
+        configs,
+        prompts,
+        n=args.n,
+        warmup=args.warmup,
+        timeouts=timeouts(args),
+        on_run=_progress,
+        sink=sink,
+        on_fallback=_fallback,
     )
     if sys.stderr.isatty():
         print(file=sys.stderr)
 
     console = _console()
     for result in results:
-        console.print(_summary_table(result))
+        console.print(_summary_table(result, play))
     if len(results) > 1:
-        console.print(_compare_table(results, labels))
+        console.print(_compare_table(results, labels, play))
     console.print(_breakdown_table(results, labels))
     console.print(_floor_table(results, labels))
     for result, label in zip(results, labels, strict=True):
@@ -336,8 +396,9 @@ async def run(args: argparse.Namespace) -> int:
     if args.trace is not False:  # on by default for bench
         from voicepipe.apps.traces import record
 
+        where = {"sink": "playback"} if play else {}
         batch = [
-            (r.run, {**result.config.public(), "bench": label}, r.prompt)
+            (r.run, {**result.config.public(), "bench": label, **where}, r.prompt)
             for result, label in zip(results, labels, strict=True)
             for r in result.runs
         ]
@@ -347,6 +408,8 @@ async def run(args: argparse.Namespace) -> int:
         settings = {**result.config.public(), "bench": label}
         await export_otel(args, [r.run for r in result.runs], "bench", settings)
     report = [r.as_dict(args.n, args.warmup) for r in results]
+    for entry in report:
+        entry["config"]["sink"] = "playback" if play else "null"
     for entry, runs in zip(report, cold, strict=False):
         entry["cold"] = {
             "runs": [c.as_dict() for c in runs],

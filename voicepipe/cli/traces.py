@@ -74,6 +74,7 @@ def _list(store: TraceStore, limit: int) -> None:
         ("tts", "left"),
         ("chunking", "left"),
         ("ttfa ms", "right"),
+        ("audible ms", "right"),  # playback only: the first sample left the speaker
         ("total ms", "right"),
         ("audio s", "right"),
     ):
@@ -89,6 +90,7 @@ def _list(store: TraceStore, limit: int) -> None:
             escape(str(c.get("tts", ""))),
             escape(str(c.get("chunking", ""))),
             _ms(info.ttfa_ms),
+            _ms(info.audible_ms),
             _ms(info.total_ms),
             f"{info.audio_ms / 1000:.1f}",
         )

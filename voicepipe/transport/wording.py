@@ -53,14 +53,15 @@ _SECRET_FIELD = re.compile(
 
 
 def public_url(url: str) -> str:
-    """``url`` without its ``user:password@``: safe to show. Text that is not a URL is kept."""
+    """``url`` as it may be shown or stored: without ``user:password@``, query or fragment (a
+    query may carry a key, ``?key=...``). Text that is not a URL is kept, credentials masked."""
     try:
         parts = urlsplit(url)
     except ValueError:
         return scrub(url)
-    if "@" not in parts.netloc:
+    if not parts.scheme or not parts.netloc:
         return url
-    return urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))
+    return urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2], query="", fragment=""))
 
 
 def scrub(text: str) -> str:

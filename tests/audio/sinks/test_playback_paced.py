@@ -1,5 +1,6 @@
 """Playback through real PortAudio on a real-time paced device (ALSA `file` into a paced FIFO):
-stops land within 50 ms and free the device, a slow producer is counted as underruns."""
+stops land within 50 ms and free the device, a slow producer is counted as underruns, and the
+first sample is timed when the device takes it (``audible_ms``)."""
 
 from __future__ import annotations
 
@@ -7,10 +8,12 @@ import json
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
 
+from tests import ROOT_DIR
 from tests.audio.conftest import PacedDevice
 
 STOP = """
@@ -176,3 +179,120 @@ def test_a_stalling_file_does_not_stall_playback_through_the_tee(
         assert underrun_s == 0
     else:  # written together, chunk by chunk: the stall reaches the speakers
         assert underrun_s > 0.3
+
+
+AUDIBLE = """
+import json, sys, time
+import anyio, numpy as np
+from voicepipe.audio.chunk import AudioChunk
+from voicepipe.audio.sinks.playback import PlaybackSink
+
+async def main(producer):
+    sink = PlaybackSink(preroll_ms=80)
+    await sink.start()
+    seconds = 0.1 if producer == "fast" else 0.02
+    tone = (np.sin(2 * np.pi * 440 * np.arange(int(48000 * seconds)) / 48000) * 12000)
+    written = time.perf_counter()
+    for i in range(5 if producer == "fast" else 20):
+        await sink.write(AudioChunk(tone.astype(np.int16), 48000, i))
+        if producer == "real-time":  # 20 ms of audio every 20 ms: the pre-roll takes 80 ms
+            await anyio.sleep(seconds)
+    await sink.finish()
+    event, again = sink.take_audible(), sink.take_audible()
+    wall = time.time() - time.perf_counter()  # perf_counter -> wall clock, to meet the device
+    print(json.dumps({
+        "written": written, "audible": event.t, "data": event.data, "again": again,
+        "audible_wall": event.t + wall,
+    }))
+
+anyio.run(main, sys.argv[2], backend=sys.argv[1])
+"""
+
+
+@pytest.mark.parametrize("backend", ["asyncio", "trio"])
+@pytest.mark.parametrize("producer", ["fast", "real-time"])
+def test_audible_is_when_the_first_sample_left_the_device(
+    paced_device: PacedDevice, backend: str, producer: str
+) -> None:
+    result = subprocess.run(
+        [sys.executable, "-c", AUDIBLE, backend, producer],
+        env=paced_device.env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["again"] is None  # taken once per run
+    gap = report["audible"] - report["written"]
+    latency = report["data"]["device_latency_s"]
+    assert 0 < latency < 0.5
+    # Heard no sooner than the device's own latency after the first write, nor before the
+    # pre-roll was buffered; and not long after.
+    assert gap >= latency
+    if producer == "real-time":
+        assert gap >= 0.08 + latency
+    assert gap < 1.0
+    # The device says when it took the first sample: the two agree within a few ms (the test
+    # device drains in 2.7 ms blocks; 2 shared cores add scheduling jitter).
+    times, frames = paced_device.played()
+    first_loud = times[np.flatnonzero(np.abs(frames) > 100)[0]]
+    off_ms = (report["audible_wall"] - first_loud) * 1000
+    print(f"audible [{producer}]: {gap * 1000:.1f} ms after the first write, {off_ms:+.1f} ms off")
+    assert abs(off_ms) < 25
+
+
+RUN = """
+import json, sys
+import anyio
+from tests.engines import ToneTTS
+from voicepipe import Pipeline, PlaybackSink
+from voicepipe.audio.sinks.files import WavFileSink
+from voicepipe.audio.sinks.tee import TeeSink
+from voicepipe.llm.text import TextSource
+
+async def main(sinks, path):
+    tts = ToneTTS(48000, seconds_per_word=0.1)
+    async with Pipeline(TextSource(0), tts, chunking="sentence") as pipe:
+        if sinks == "playback":
+            run = await pipe.speak("One two three. Four five.", PlaybackSink())
+        elif sinks == "file":
+            run = await pipe.speak("One two three. Four five.", WavFileSink(path))
+        else:  # as `say -o` does: each sink fed by its own task
+            async with TeeSink(PlaybackSink(), WavFileSink(path)) as tee:
+                run = await pipe.speak("One two three. Four five.", tee)
+    audible = run.timeline.first("sink.audible")
+    print(json.dumps({
+        "metrics": run.metrics.as_dict(), "data": None if audible is None else audible.data
+    }))
+
+anyio.run(main, sys.argv[2], sys.argv[3], backend=sys.argv[1])
+"""
+
+
+@pytest.mark.parametrize("backend", ["asyncio", "trio"])
+@pytest.mark.parametrize("sinks", ["playback", "tee", "file"])
+def test_a_run_reports_when_it_was_heard_only_when_it_played(
+    paced_device: PacedDevice, tmp_path: Path, backend: str, sinks: str
+) -> None:
+    result = subprocess.run(
+        [sys.executable, "-c", RUN, backend, sinks, str(tmp_path / "out.wav")],
+        env=paced_device.env,
+        cwd=ROOT_DIR,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    m = report["metrics"]
+    assert m["ttfa_ms"] is not None and m["audio_ms"] > 400
+    if sinks == "file":  # nothing played: nothing to report, not a guess
+        assert m["audible_ms"] is None and m["output_latency_ms"] is None
+        assert report["data"] is None
+        return
+    latency_ms = report["data"]["device_latency_s"] * 1000
+    assert m["output_latency_ms"] == pytest.approx(m["audible_ms"] - m["ttfa_ms"])
+    # At least the device's latency after the audio reached the sink, and not long after.
+    assert latency_ms <= m["output_latency_ms"] < 1000
+    assert m["audible_ms"] < m["total_ms"]

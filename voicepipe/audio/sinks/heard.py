@@ -10,6 +10,7 @@ from collections.abc import Callable, Mapping, Sequence
 
 from voicepipe.audio.chunk import AudioChunk
 from voicepipe.audio.sinks.base import AudioSink
+from voicepipe.timeline import Event
 
 
 def heard_text(
@@ -97,3 +98,7 @@ class HeardSink:
 
     def take_underruns(self) -> list[tuple[float, float]]:
         return self.inner.take_underruns()
+
+    def take_audible(self) -> Event | None:
+        take = getattr(self.inner, "take_audible", None)
+        return take() if take is not None else None

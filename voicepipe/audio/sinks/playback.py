@@ -15,6 +15,7 @@ from voicepipe.audio.chunk import AudioChunk, Samples
 from voicepipe.audio.devices import portaudio, resolve
 from voicepipe.audio.joins import SinkFeed
 from voicepipe.errors import AudioError
+from voicepipe.timeline import AUDIBLE, Event
 
 
 def reaches_speaker_at(time_info: Any, stream: Any) -> float:
@@ -35,6 +36,9 @@ def reaches_speaker_at(time_info: Any, stream: Any) -> float:
     return now + (latency if isinstance(latency, float) else 0.0)
 
 
+_NO_STAMP = 0.0005  # seconds: a DAC time closer than this to the callback's is no stamp
+
+
 class PlaybackSink:
     """Plays audio on an output device as it arrives, with no reopen between chunks.
 
@@ -50,6 +54,10 @@ class PlaybackSink:
     device, with the time it reaches the speaker (``time.perf_counter`` seconds, from
     PortAudio's DAC time): the reference an echo canceller needs. It runs on PortAudio's
     thread, so it must only store the block.
+
+    The first sample of the answer's audio (not the silence a dry buffer is padded with) is
+    timed the same way: :meth:`take_audible` hands that time to the run's timeline, so a run
+    reports when it was first heard, not only when its audio reached this sink.
     """
 
     def __init__(
@@ -90,9 +98,16 @@ class PlaybackSink:
         self._dry_since: float | None = None
         self._dry_frames = 0
         self._underruns: list[tuple[float, float]] = []
+        # (DAC time, how far ahead of the callback, stamped by the host API) of the run's
+        # first sample: set once on PortAudio's thread, taken on the loop's (under the lock).
+        self._audible: tuple[float, float, bool] | None = None
+        self._heard = False  # the run's first sample has gone to the device
+        self._device_latency = 0.0  # the output latency the open stream reports, seconds
 
     async def start(self) -> None:
         self._device_index = resolve(self.device, "output")
+        with self._lock:
+            self._audible, self._heard = None, False  # a new run: its own first sample
 
     def _open(self, rate: int) -> None:
         """Open the device at ``rate`` in mono if it takes that, else at its own rate and
@@ -131,6 +146,8 @@ class PlaybackSink:
             )
         except Exception as exc:
             raise AudioError(f"cannot open the audio output device: {exc}") from exc
+        latency = getattr(self._stream, "latency", 0.0)
+        self._device_latency = latency if isinstance(latency, float) else 0.0
         self.sample_rate = device_rate
         self._feed = SinkFeed(device_rate, smooth=self.smooth_joins, pause_ms=self.pause_ms)
 
@@ -168,10 +185,21 @@ class PlaybackSink:
                 self._fade_left -= n
         if outdata.shape[1] > 1:
             outdata[:, 1:] = outdata[:, :1]
-        if self.on_played is not None and self.sample_rate is not None:
-            self.on_played(
-                out.copy(), self.sample_rate, reaches_speaker_at(time_info, self._stream)
-            )
+        first = filled > 0 and not self._heard
+        if first or self.on_played is not None:
+            # The block's first sample is the first of what was filled: audio fills from 0.
+            now = time.perf_counter()
+            at = reaches_speaker_at(time_info, self._stream)
+            if first:
+                # A DAC time of "now" means the host API does not know its delay (ALSA's
+                # plugins stamp so): the block still waits behind the device's buffer, which
+                # the stream's reported latency stands for.
+                stamped = at - now > _NO_STAMP
+                ahead = at - now if stamped else self._device_latency
+                with self._lock:
+                    self._audible, self._heard = (now + ahead, ahead, stamped), True
+            if self.on_played is not None and self.sample_rate is not None:
+                self.on_played(out.copy(), self.sample_rate, at)
 
     def _close_underrun(self) -> None:
         """Record the dry spell in progress (call with the lock held)."""
@@ -188,6 +216,21 @@ class PlaybackSink:
         with self._lock:
             out, self._underruns = self._underruns, []
         return out
+
+    def take_audible(self) -> Event | None:
+        """When the first sample of the audio written since :meth:`start` reached the speaker,
+        as an ``AUDIBLE`` event on ``time.perf_counter``'s clock; None if none has played yet.
+
+        The sink stage adds it to the run's timeline once the sink is finished or aborted:
+        the time is learnt on PortAudio's thread, which must not touch the timeline.
+        """
+        with self._lock:
+            audible, self._audible = self._audible, None
+        if audible is None:
+            return None
+        at, ahead, stamped = audible
+        data = {"device_latency_s": self._device_latency, "ahead_s": ahead, "stamped": stamped}
+        return Event(AUDIBLE, at, data)
 
     def _push(self, samples: Samples) -> None:
         if len(samples):

@@ -12,6 +12,7 @@ import anyio.abc
 from voicepipe.audio.chunk import AudioChunk
 from voicepipe.audio.queue import AudioQueue
 from voicepipe.audio.sinks.base import AudioSink
+from voicepipe.timeline import Event
 
 
 @dataclass(eq=False)
@@ -199,3 +200,12 @@ class TeeSink:
 
     def take_underruns(self) -> list[tuple[float, float]]:
         return [u for s in self.sinks for u in s.take_underruns()]
+
+    def take_audible(self) -> Event | None:
+        """The earliest first sample heard from its sinks that play (``PlaybackSink``)."""
+        heard = []
+        for sink in self.sinks:
+            take = getattr(sink, "take_audible", None)
+            if take is not None and (event := take()) is not None:
+                heard.append(event)
+        return min(heard, key=lambda e: e.t, default=None)
