@@ -18,22 +18,25 @@ from voicepipe.errors import AudioError
 from voicepipe.timeline import AUDIBLE, Event
 
 
-def reaches_speaker_at(time_info: Any, stream: Any) -> float:
-    """When an output block's first sample leaves the speaker, on ``time.perf_counter``.
+def reaches_speaker_at(time_info: Any, stream: Any) -> tuple[float, bool]:
+    """When an output block's first sample leaves the speaker, on ``time.perf_counter``, and
+    whether PortAudio stamped it.
 
     PortAudio stamps the block with its DAC time on the stream's clock; the gap from the
-    stream's current time carries over to ours. Without stamps (some host APIs give zeros)
-    the stream's reported output latency stands in.
+    stream's current time carries over to ours. A DAC time of "now" (ALSA's plugins stamp so)
+    or none at all (some host APIs give zeros) means the host API does not know its delay:
+    the block still waits behind the device's buffer, which the stream's reported output
+    latency stands for.
     """
     now = time.perf_counter()
     dac, current = (
         getattr(time_info, "outputBufferDacTime", 0.0),
         getattr(time_info, "currentTime", 0.0),
     )
-    if dac and current and 0.0 <= dac - current < 1.0:
-        return now + (dac - current)
+    if dac and current and _NO_STAMP < dac - current < 1.0:
+        return now + (dac - current), True
     latency = getattr(stream, "latency", 0.0)
-    return now + (latency if isinstance(latency, float) else 0.0)
+    return now + (latency if isinstance(latency, float) else 0.0), False
 
 
 _NO_STAMP = 0.0005  # seconds: a DAC time closer than this to the callback's is no stamp
@@ -189,15 +192,10 @@ class PlaybackSink:
         if first or self.on_played is not None:
             # The block's first sample is the first of what was filled: audio fills from 0.
             now = time.perf_counter()
-            at = reaches_speaker_at(time_info, self._stream)
+            at, stamped = reaches_speaker_at(time_info, self._stream)
             if first:
-                # A DAC time of "now" means the host API does not know its delay (ALSA's
-                # plugins stamp so): the block still waits behind the device's buffer, which
-                # the stream's reported latency stands for.
-                stamped = at - now > _NO_STAMP
-                ahead = at - now if stamped else self._device_latency
                 with self._lock:
-                    self._audible, self._heard = (now + ahead, ahead, stamped), True
+                    self._audible, self._heard = (at, at - now, stamped), True
             if self.on_played is not None and self.sample_rate is not None:
                 self.on_played(out.copy(), self.sample_rate, at)
 
