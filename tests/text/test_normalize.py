@@ -147,6 +147,19 @@ def test_any_text_is_handled_the_same_however_cut(text: str, points: list[int]) 
     assert stream(cut(text, points)) == verbalize(text)
 
 
+@settings(max_examples=300, deadline=None)
+@given(st.one_of(texts, spaced), cuts)
+def test_the_fast_paths_say_what_the_rules_loop_says(text: str, points: list[int]) -> None:
+    """Without a lexicon, short buffers of plain words are decided by str methods in ``feed``;
+    with one, every word goes through the rules loop. An entry that never occurs changes
+    nothing said, so the two must agree, whole and however cut."""
+    unrelated = Lexicon.from_entries({"zqxjv": "never said"})
+    expected = verbalize(text, unrelated)
+    assert verbalize(text) == expected
+    assert stream(cut(text, points)) == expected
+    assert stream(list(text)) == expected
+
+
 # ------------------------------------------------------------------ lexicon
 
 

@@ -149,7 +149,10 @@ def test_output_never_depends_on_delta_cuts(
 
 
 # A document generator that knows which words must be spoken: every word once, in order.
-word = st.text(alphabet="abcdefghijklmnopqrstuvwxyz", min_size=1, max_size=7)
+# ("http"/"https" before a ":" are prose, said as written, not a URL: not words of this test.)
+word = st.text(alphabet="abcdefghijklmnopqrstuvwxyz", min_size=1, max_size=7).filter(
+    lambda w: w not in ("http", "https")
+)
 
 
 @st.composite

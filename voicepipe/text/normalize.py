@@ -1,5 +1,15 @@
 """Streaming text normalization for TTS: numbers, money, dates, units and symbols as words.
 
+Why one module of ~670 lines: the verbalizer is one resumable scanner. Its fast paths (plain
+words by str methods in ``feed``, runs of them by one regular expression in ``_run``) and its
+context rules (``_say`` and the methods after it) read and move the same state: the buffer,
+the word window, the previous word and the letters already sent early. What a token says on
+its own, with no words around it, is in ``readings``; the tables are in ``tables``.
+
+Speed: the stage runs on every LLM delta (about 4 characters), so the per-delta work is what
+counts. Most deltas end a plain word and start the next; ``feed`` decides those with str
+methods and hands only words that a rule may claim to ``_run`` (``scripts/bench_normalize.py``).
+
 The verbalizer reads the speech text (markdown already gone) word by word, a word being a run
 without whitespace. A plain word passes as soon as it is complete; a word with a digit or a
 symbol, or one that may start a phrase (a title, a month, a lexicon entry), is read together
@@ -40,6 +50,17 @@ import re
 
 from voicepipe.text import numbers as nw
 from voicepipe.text.lexicon import Lexicon
+from voicepipe.text.readings import (
+    AMOUNT,
+    PHONE,
+    TIME,
+    only_symbols,
+    pieces,
+    say_money,
+    shape,
+    time_of_day,
+)
+from voicepipe.text.scanning import NeedMore
 from voicepipe.text.tables import (
     ABBREVIATIONS,
     CURRENCY_CODES,
@@ -56,43 +77,23 @@ __all__ = ["Verbalizer", "verbalize"]
 
 _DIGITS = frozenset("0123456789")
 _MAX_WORD = 256  # a longer run without whitespace is cut here (bounds every rule's work)
-_LEAD = frozenset("([{\"'“‘«¿¡")
-_TRAIL = frozenset(")]}\"'”’»,;:!?…")
+_LEAD = "([{\"'“‘«¿¡"  # stripped with str.lstrip / str.rstrip
+_TRAIL = ")]}\"'”’»,;:!?…"
 _SPACE = re.compile(r"\s+")
+_WORD = re.compile(rf"\S{{0,{_MAX_WORD}}}")
+_GAP_WORD = re.compile(rf"(\s*)(\S{{0,{_MAX_WORD}}})")
 _WS = re.compile(r"\s")
 # A word spoken as written: letters (and inner apostrophes or hyphens) with prose punctuation.
 _PLAIN = re.compile(r"[(\"'“‘]*[^\W\d_]+(?:['’-][^\W\d_]+)*[)\]\"'”’,;:!?…]*\.?")
+# A number, maybe after a currency symbol, and nothing else: its rule (``_amount``) asks for
+# the next word first, before it decides anything.
+_ASKS_NEXT = re.compile(r"[$€£¥₹₩₽₿]?(?:[0-9]{1,3}(?:,[0-9]{3})+|[0-9]+)(?:\.[0-9]+)?")
+_LETTER_RUN = re.compile(r"[^\W\d_]+(?:['’-][^\W\d_]+)*")  # a plain word's core
 _SENTENCE_END = re.compile(r"[.!?…][)\]\"'”’]*$")
 _STARTERS = frozenset(
     "the a an it this that he she they we i you there here his her its our".split()
 )
 
-_NUM = r"(?:[0-9]{1,3}(?:,[0-9]{3})+(?:\.[0-9]+)?|[0-9]+(?:\.[0-9]+)?|\.[0-9]+)"
-_CUR = r"(?:US\$|C\$|A\$|[$€£¥₹₩₽₿])"
-_AMOUNT = re.compile(
-    rf"(?P<pre>[~≈≤≥<>±#])?(?P<sign>[-+−])?(?P<cur>{_CUR})?(?P<num>{_NUM})"
-    r"(?P<suf>(?:['’]?s)|[^\W\d_]+(?:/[^\W\d_]+)?|[°℃℉%‰²³µ][^\W\d_]*|[$€£¥₹¢]|a\.m\.|p\.m\.)?"
-)
-_TIME = re.compile(r"([0-9]{1,2}):([0-9]{2})(?::([0-9]{2}))?((?:[ap]\.?m\.?)|(?:[AP]\.?M\.?))?")
-_ISO_DATE = re.compile(r"([0-9]{4})-([0-9]{2})-([0-9]{2})")
-_SLASH_DATE = re.compile(r"([0-9]{1,2})/([0-9]{1,2})/([0-9]{4}|[0-9]{2})")
-_SLASH_YMD = re.compile(r"([0-9]{4})/([0-9]{1,2})/([0-9]{1,2})")
-_DOT_DATE = re.compile(r"([0-9]{1,2})\.([0-9]{1,2})\.([0-9]{4})")
-_PHONE = re.compile(
-    r"(?:\+?([0-9]{1,3})[-.])?(\([0-9]{3}\)|[0-9]{3})[-.]([0-9]{3})[-.]([0-9]{4})|([0-9]{3})-([0-9]{4})"
-)
-_FRACTION = re.compile(r"([0-9]{1,6})/([0-9]{1,6})")
-_DOTTED = re.compile(r"[0-9]+(?:\.[0-9]+){2,}")
-_RANGE = re.compile(r"(.+?[0-9][^-–—]*)[-–—]+(.*[0-9].*)")
-_PER = re.compile(r"(.*[0-9].*?)/([^\W\d_]+)")
-_EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
-_DOMAIN = re.compile(
-    r"(?:[a-z0-9-]+\.)+(?:com|org|net|edu|gov|io|ai|dev|app|co|uk|us|de|fr|info|me|ly|tv|"
-    r"xyz|ca|au|jp|cn|in|eu|nl|es|it|ch|se|no|gg|sh|so|to|fm)",
-    re.IGNORECASE,
-)
-_PIECES = re.compile(r"[0-9]+(?:\.[0-9]+)?|[^\W\d_]+|[^\w\s]+|_+")
-_MONEY_CODE_BEFORE = re.compile(rf"{_NUM}")
 _INITIALISM = re.compile(r"(?:[^\W\d_]\.)+[^\W\d_]")
 _LETTERS = re.compile(r"[^\W\d_]+")
 _DAY = re.compile(r"([0-9]{1,2})(st|nd|rd|th)?")
@@ -104,20 +105,62 @@ def _prefixes(*tables: object) -> frozenset[str]:
 
 
 _PREFIXES = _prefixes(TITLES, ABBREVIATIONS, MONTHS, CURRENCY_CODES, TIME_SUFFIXES)
+# The cores, lowercased, that make a plain word _special (without a lexicon); a plain word
+# has at most one final period, so "am." is the only way TIME_SUFFIXES.rstrip(".") adds one.
+_CLAIMS = frozenset(
+    [
+        k
+        for table in (TITLES, ABBREVIATIONS, MONTHS, CURRENCY_CODES)
+        for k in table
+        if k == k.lower()
+    ]
+    + [k + dot for k in TIME_SUFFIXES for dot in ("", ".")]
+)
 
 
-class _NeedMore(Exception):
-    """A rule needs a word that is not complete yet."""
+def _trie(words: list[str]) -> str:
+    """An alternation of lowercase ``words``, any case, sharing prefixes: one branch a letter.
+
+    Written out as classes ("[dD][rR]"), not (?i:...), which is several times slower in
+    Unicode patterns. str.lower() turns only A-Z and the Kelvin sign into ASCII letters, so
+    these classes match every word whose lowercase form is in ``words``.
+    """
+    if "" in words:
+        rest = [w for w in words if w]
+        return f"(?:{_trie(rest)})?" if rest else ""
+    branches = []
+    for head in sorted({w[0] for w in words}):
+        cases = {head, head.upper(), *("\u212a" if head == "k" else "")}
+        chars = "".join(sorted(re.escape(c) for c in cases))
+        tails = _trie([w[1:] for w in words if w[0] == head])
+        branches.append((f"[{chars}]" if len(cases) > 1 else chars) + tails)
+    return branches[0] if len(branches) == 1 else f"(?:{'|'.join(branches)})"
+
+
+def _easy(final: bool) -> re.Pattern[str]:
+    """Whitespace and complete plain words no rule may claim, then letters being written.
+
+    The common case by far, so it is one match per delta, not a step per word. A word is left
+    to the rules (the loop in ``Verbalizer._run``) when its letters, in any case, are those of
+    a title, abbreviation, month, currency code or am/pm: a superset of what ``_special``
+    claims, which then decides. Group 1 is the last word, group 2 the whitespace after it,
+    group 3 the letters of an unfinished word that ends the buffer (as many as
+    ``_early_letters`` would look at).
+    """
+    tables = (TITLES, ABBREVIATIONS, MONTHS, TIME_SUFFIXES, CURRENCY_CODES)
+    keys = {k.lower().rstrip(".") for table in tables for k in table}
+    letters = _trie(sorted(k for k in keys if _LETTER_RUN.fullmatch(k)))
+    claimed = rf"[(\"'“‘]*{letters}(?![^\W\d_]|['’-][^\W\d_])"
+    end = r"(?:\s|\Z)" if final else r"\s"
+    word = rf"(?!{claimed})(?=\S{{1,{_MAX_WORD - 1}}}{end})((?>{_PLAIN.pattern}))(?={end})"
+    return re.compile(rf"(?:\s*+{word})*(\s*)(?:([^\W\d_]{{1,{_MAX_WORD - 1}}}+)\Z)?")
 
 
 def _split(word: str) -> tuple[str, str, str]:
     """Leading and trailing punctuation apart from the core: '("$5,")' -> '("', '$5', '",)'."""
-    i, j = 0, len(word)
-    while i < j and word[i] in _LEAD:
-        i += 1
-    while j > i and word[j - 1] in _TRAIL:
-        j -= 1
-    return word[:i], word[i:j], word[j:]
+    rest = word.lstrip(_LEAD)
+    core = rest.rstrip(_TRAIL)
+    return word[: len(word) - len(rest)], core, rest[len(core) :]
 
 
 def _undot(core: str, trail: str) -> tuple[str, str]:
@@ -131,45 +174,46 @@ def _undot(core: str, trail: str) -> tuple[str, str]:
 class _Words:
     """The words from ``pos`` on, each complete or not asked for; None past a line break."""
 
+    __slots__ = ("_next", "buf", "ends", "final", "words")
+
     def __init__(self, buf: str, pos: int, final: bool) -> None:
         self.buf, self.final = buf, final
-        self.spans: list[tuple[int, int]] = []
+        self.words: list[str] = []
+        self.ends: list[int] = []
         self._next = pos  # where the next word starts (or whitespace before it)
 
     def __call__(self, k: int) -> str | None:
-        while len(self.spans) <= k:
+        words = self.words
+        while len(words) <= k:
             if not self._scan():
                 return None
-        start, end = self.spans[k]
-        return self.buf[start:end]
+        return words[k]
 
     def _scan(self) -> bool:
-        buf, start = self.buf, self._next
-        if self.spans:
-            m = _SPACE.match(buf, start)
-            gap = m.group() if m else ""
-            if "\n" in gap:
+        """Read the next word: up to whitespace, or _MAX_WORD characters of none."""
+        buf = self.buf
+        if self.words:
+            m = _GAP_WORD.match(buf, self._next)
+            assert m is not None
+            if "\n" in m[1]:
                 return False
-            start += len(gap)
-            if start >= len(buf):
+            if m.end(1) >= len(buf):
                 if self.final:
                     return False
-                raise _NeedMore
-        m = _WS.search(buf, start, start + _MAX_WORD)
-        if m:
-            end = m.start()
-        elif len(buf) - start >= _MAX_WORD:
-            end = start + _MAX_WORD
-        elif self.final:
-            end = len(buf)
+                raise NeedMore
+            start, end = m.span(2)
         else:
-            raise _NeedMore
-        self.spans.append((start, end))
+            start = self._next
+            end = _WORD.match(buf, start).end()  # type: ignore[union-attr]
+        if end == len(buf) and end - start < _MAX_WORD and not self.final:
+            raise NeedMore
+        self.words.append(buf[start:end])
+        self.ends.append(end)
         self._next = end
         return True
 
     def end(self, n: int) -> int:
-        return self.spans[n - 1][1]
+        return self.ends[n - 1]
 
 
 class Verbalizer:
@@ -188,11 +232,76 @@ class Verbalizer:
         self._blocked = False  # a rule waits for a word to end, which only whitespace does
 
     def feed(self, delta: str) -> str:
-        """Add text; return what is now decided (possibly "")."""
-        self._buf += delta
+        """Add text; return what is now decided (possibly "").
+
+        A short buffer without a lexicon (the common case: the end of a word, a space and the
+        start of the next) is decided here with str methods, several times faster than the
+        regular expressions and the loop of ``_run``, which it does exactly: a word passes
+        when ``_PLAIN`` reads all of it and it is not ``_special``, and the first that does
+        not is left, with all after it, to ``_run``.
+        """
+        buf = self._buf = self._buf + delta
+        if len(buf) >= _MAX_WORD or self.lexicon:
+            if self._blocked and not _WS.search(delta):
+                # Nothing can be decided: no word ended. But a run without whitespace is cut
+                # into words every _MAX_WORD characters, so try again each time the buffer
+                # grows by that much; waiting for whitespace would grow it without end and
+                # make every delta cost its length (quadratic on "$$$$...").
+                if (len(buf) - len(delta)) // _MAX_WORD == len(buf) // _MAX_WORD:
+                    return ""
+            return self._run()
+        sent = self._sent
+        if sent and sent + len(delta) == len(buf) and delta.isalpha() and not self._blocked:
+            self._sent = len(buf)  # more letters of a word sent early (see _early_letters)
+            return delta
         if self._blocked and not _WS.search(delta):
-            return ""  # nothing can be decided: no word ended (keeps the stage linear)
-        return self._run()
+            return ""
+        items = buf.replace("\n", " ").split(" ")  # the same offsets; "\n" is seen below
+        last = items.pop()
+        pos = 0
+        rule = False  # the loop stopped at a complete word that is not plain
+        for word in items:
+            if word:
+                if word.isalpha():
+                    claimed = word.lower() in _CLAIMS
+                elif word[-1] in ",;:!?." and (head := word[:-1]).isalpha():
+                    claimed = (word if word[-1] == "." else head).lower() in _CLAIMS
+                else:
+                    m = _PLAIN.match(word)
+                    claimed = m is None or m.end() < len(word) or self._special(word)
+                if claimed:
+                    rule = word.isprintable()  # else it holds whitespace other than " ", "\n"
+                    break
+                self._prev = word
+            pos += len(word) + 1
+            if buf[pos - 1] == "\n":
+                self._prev = ""
+        said = buf[sent:pos]
+        if pos:
+            self._sent = sent = 0
+        if pos < len(buf) - len(last) or not (last.isalpha() or last.isprintable()):
+            self._buf = buf[pos:]  # a word for the rules, or whitespace other than " ", "\n"
+            if rule and _ASKS_NEXT.fullmatch(word) and last.isprintable():
+                if buf[pos + len(word) :].lstrip(" ") == last:
+                    # An amount's rule asks for the next word before anything else, and it
+                    # is not complete: _run would raise NeedMore in _say and stop here.
+                    self._blocked = True
+                    return said
+            return said + self._run(rule_first=rule)
+        self._buf = last
+        if not last:
+            self._blocked = False
+        elif not last.isalpha():  # a word still being written: _run would do just this
+            early = self._early_letters(last, 0)
+            self._blocked = not early
+            said += early
+        elif last.lower() in _PREFIXES:  # _early_letters, for a word of letters, no lexicon
+            self._blocked = True
+        else:
+            self._sent = len(last)
+            self._blocked = sent == len(last)
+            said += last[sent:]
+        return said
 
     def flush(self) -> str:
         """End of text: return the rest, then start afresh."""
@@ -201,40 +310,68 @@ class Verbalizer:
         self._reset()
         return text
 
-    def _run(self) -> str:
+    def _run(self, *, rule_first: bool = False) -> str:
         out: list[str] = []
         buf, pos, n = self._buf, self._pos, len(self._buf)
+        easy = None if self.lexicon else _EASY_FINAL if self._final else _EASY
         while pos < n:
-            if buf[pos].isspace():
-                m = _SPACE.match(buf, pos)
-                assert m is not None
-                if "\n" in m.group():
-                    self._prev = ""
-                out.append(m.group())
-                pos = m.end()
-                continue
-            m = _PLAIN.match(buf, pos)
-            if (
-                m
-                and (buf[m.end() : m.end() + 1].isspace() or (self._final and m.end() == n))
-                and m.end() - pos < _MAX_WORD
-            ):
-                word = m.group()
-                if not self._special(word):
-                    out.append(word[self._sent :])
-                    self._sent = 0
-                    self._prev = word
+            if rule_first:  # _short found the word at pos complete and not plain: a rule's
+                rule_first = False
+            else:
+                if easy is not None:  # see _easy (with a lexicon, an entry may start anywhere)
+                    m = easy.match(buf, pos)
+                    assert m is not None  # every part of it may be empty
+                    stop = m.end(2)
+                    if stop > pos:
+                        out.append(buf[pos + self._sent : stop])
+                        self._sent = 0
+                        if "\n" in m[2]:
+                            self._prev = ""
+                        elif m[1] is not None:
+                            self._prev = m[1]
+                        pos = stop
+                        if pos == n:
+                            continue
+                    letters = m[3]
+                    if letters is not None and not self._final and letters.isalpha():
+                        # The word being written, all letters: _early_letters with no lexicon.
+                        if letters.lower() in _PREFIXES:
+                            self._blocked = True
+                        else:
+                            out.append(letters[self._sent :])
+                            self._sent = len(letters)
+                            self._blocked = not out[-1]
+                        break
+                if buf[pos].isspace():
+                    m = _SPACE.match(buf, pos)
+                    assert m is not None
+                    if "\n" in m.group():
+                        self._prev = ""
+                    out.append(m.group())
                     pos = m.end()
                     continue
-            if not self._final and _WS.search(buf, pos, pos + _MAX_WORD) is None:
-                if n - pos < _MAX_WORD:  # the word at pos is still being written
-                    out.append(self._early_letters(buf, pos))
-                    self._blocked = not out[-1]
-                    break
+                m = _PLAIN.match(buf, pos)
+                if (
+                    m
+                    and (buf[m.end() : m.end() + 1].isspace() or (self._final and m.end() == n))
+                    and m.end() - pos < _MAX_WORD
+                ):
+                    word = m.group()
+                    if not self._special(word):
+                        out.append(word[self._sent :])
+                        self._sent = 0
+                        self._prev = word
+                        pos = m.end()
+                        continue
+                if not self._final and _WS.search(buf, pos, pos + _MAX_WORD) is None:
+                    if n - pos < _MAX_WORD:  # the word at pos is still being written
+                        out.append(self._early_letters(buf, pos))
+                        self._blocked = not out[-1]
+                        break
             words = _Words(buf, pos, self._final)
             try:
                 used, said = self._say(words)
-            except _NeedMore:
+            except NeedMore:
                 out.append(self._early_letters(buf, pos))
                 self._blocked = not out[-1]
                 break
@@ -296,8 +433,9 @@ class Verbalizer:
                 return found
         low = core.lower()
         bare, bare_trail = _undot(core, trail)
-        if low not in ABBREVIATIONS and bare.lower() in ABBREVIATIONS:
-            core, trail, low = bare, bare_trail, bare.lower()  # "24/7." ends a sentence
+        bare_low = low if bare is core else bare.lower()
+        if low not in ABBREVIATIONS and bare_low in ABBREVIATIONS:
+            core, trail, low = bare, bare_trail, bare_low  # "24/7." ends a sentence
         if low in TITLES:
             return self._title(words, lead, core, trail)
         if low in ABBREVIATIONS:
@@ -308,16 +446,15 @@ class Verbalizer:
             nxt = words(1)
             if nxt is not None:
                 l2, c2, t2 = _split(nxt)
-                m = _AMOUNT.fullmatch(_undot(c2, t2)[0])
+                m = AMOUNT.fullmatch(_undot(c2, t2)[0])
                 if m and not m["cur"] and not m["suf"]:
                     c2, t2 = _undot(c2, t2)
                     used, said = self._amount(words, 1, m, t2, code=core)
                     return used, f"{lead}{l2}{said}"
             return 1, lead + CURRENCY_CODES[core][1] + trail
-        if bare.lower() in TIME_SUFFIXES and _has_digit(self._prev):  # "5 pm", "10:30 PM."
-            return 1, lead + TIME_SUFFIXES[bare.lower()] + bare_trail.removeprefix(".")
-        core, trail = _undot(core, trail)
-        return self._token(words, lead, core, trail)
+        if bare_low in TIME_SUFFIXES and _has_digit(self._prev):  # "5 pm", "10:30 PM."
+            return 1, lead + TIME_SUFFIXES[bare_low] + bare_trail.removeprefix(".")
+        return self._token(words, lead, bare, bare_trail)
 
     def _lexicon(self, words: _Words, core: str) -> tuple[int, str] | None:
         """A user entry: the longest word sequence that matches, else the first pattern."""
@@ -390,38 +527,39 @@ class Verbalizer:
 
     def _token(self, words: _Words, lead: str, core: str, trail: str) -> tuple[int, str]:
         if not core:
-            return 1, lead + _symbols_only(trail) if _only_symbols(trail) else lead + trail
-        if _INITIALISM.fullmatch(core):
+            return 1, lead + pieces(trail) if only_symbols(trail) else lead + trail
+        if "." in core and _INITIALISM.fullmatch(core):
             return 1, lead + core + trail  # "U.S.": engines spell these out themselves
-        if (m := _TIME.fullmatch(core)) and (said := _time(m)) is not None:
+        if ":" in core and (m := TIME.fullmatch(core)) and (said := time_of_day(m)) is not None:
             nxt = words(1) if trail == "" and not m[4] else None
             l2, c2, t2 = _split(nxt) if nxt is not None else ("x", "", "")
             if not l2 and c2.lower() in TIME_SUFFIXES:
-                return 2, f"{lead}{_time(m, c2)}{t2}"
+                return 2, f"{lead}{time_of_day(m, c2)}{t2}"
             c2, t2 = _undot(c2, t2)
             if not l2 and c2.lower() in TIME_SUFFIXES:  # "PM." ends the sentence too
-                return 2, f"{lead}{_time(m, c2)}{t2[1:]}"
+                return 2, f"{lead}{time_of_day(m, c2)}{t2[1:]}"
             return 1, lead + said + (trail[1:] if said[-1] == trail[:1] == "." else trail)
         if lead[-1:] == "(" and trail[:1] == ")" and re.fullmatch(r"[0-9]{3}", core):
             nxt = words(1)
-            if nxt is not None and _PHONE.fullmatch(_split(nxt)[1].rstrip(".")):
+            if nxt is not None and PHONE.fullmatch(_split(nxt)[1].rstrip(".")):
                 return 1, f"{lead}{nw.digits(core)}{trail}"  # an area code: "(555) 123-4567"
-        m = _AMOUNT.fullmatch(core)
+        m = AMOUNT.fullmatch(core)
         if m:
             if lead[-1:] in ("'", "’") and (m["suf"] == "s" or len(core) == 2):
                 lead = lead[:-1]  # "'90s", "'85"
             used, said = self._amount(words, 0, m, trail)
             return used, lead + said
-        said = _shape(core, self._prev)
+        said = shape(core, self._prev, _alone)
         if said is None:
-            said = _pieces(core)
+            said = pieces(core)
         return 1, lead + said + trail
 
     def _amount(
         self, words: _Words, k: int, m: re.Match[str], trail: str, code: str = ""
     ) -> tuple[int, str]:
         """A number with what may come with it: currency, scale, unit, month, am/pm."""
-        pre, sign, cur, num, suf = m["pre"], m["sign"], m["cur"], m["num"], m["suf"] or ""
+        pre, sign, cur, num, suf = m.groups()
+        suf = suf or ""
         integer = "." not in num
         used = k + 1
         scale = unit = ""
@@ -457,7 +595,7 @@ class Verbalizer:
                 per = UNITS[b][0] if b in UNITS else b
                 return used, head + f"{said} per {per}" + trail
             else:
-                return used, head + nw.number(num) + " " + _pieces(suf) + trail
+                return used, head + nw.number(num) + " " + pieces(suf) + trail
         # what comes in the next word(s)
         if trail == "" and not unit:
             nxt = words(used)
@@ -503,7 +641,7 @@ class Verbalizer:
                 ):
                     return used + 1, f"the {nw.ordinal(num)} of {MONTHS[c2.lower()]}{t2}"
         if money:
-            return used, head + _money(num, money, scale) + trail
+            return used, head + say_money(num, money, scale) + trail
         said = self._quantity(num, unit=unit, scale=scale, year_ok=not (head or unit or scale))
         return used, head + said + trail
 
@@ -526,120 +664,7 @@ _NOT_SEPARATE_UNITS = frozenset(["A", "t", "x", "B", "K", "h", "l", "sq", "W", "
 
 
 def _has_digit(text: str) -> bool:
-    return any(c in _DIGITS for c in text)
-
-
-def _money(num: str, names: tuple[str, str, str, str], scale: str) -> str:
-    one, many, minor_one, minor_many = names
-    if scale:
-        return f"{nw.number(num)} {scale} {many}"
-    whole, _, cents = num.partition(".")
-    whole_plain = whole.replace(",", "") or "0"
-    if cents and (len(cents) != 2 or not minor_one):
-        return f"{nw.number(num)} {many}"
-    parts = []
-    if int(whole_plain) or not cents or int(cents) == 0:
-        parts.append(f"{nw.cardinal(whole or '0')} {one if whole_plain == '1' else many}")
-    if cents and int(cents):
-        parts.append(f"{nw.cardinal(str(int(cents)))} {minor_one if cents == '01' else minor_many}")
-    return " and ".join(parts)
-
-
-def _only_symbols(text: str) -> bool:
-    return bool(text) and not any(c.isalnum() for c in text)
-
-
-def _symbols_only(text: str) -> str:
-    return _pieces(text)
-
-
-def _time(m: re.Match[str], suffix: str | None = None, *, bare: bool = False) -> str | None:
-    """H:MM[:SS][am|pm]; ``suffix`` is an am/pm written as the next word."""
-    hour, minute, second = int(m[1]), int(m[2]), m[3]
-    suffix = suffix or m[4]
-    if hour > 24 or minute > 59 or (second is not None and int(second) > 59):
-        return None
-    h = nw.cardinal(str(hour))
-    if minute == 0:
-        said = h if suffix or bare else f"{h} o'clock" if hour <= 12 else f"{h} hundred"
-    elif minute < 10:
-        said = f"{h} oh {nw.DIGIT_WORDS[minute]}"
-    else:
-        said = f"{h} {nw.cardinal(str(minute))}"
-    if second is not None and int(second):
-        said += f" and {nw.cardinal(str(int(second)))} seconds"
-    if suffix:
-        said += " " + TIME_SUFFIXES[suffix.lower().replace(".", "")].replace("..", ".")
-    return said
-
-
-def _date(year: str, month: int, day: int) -> str | None:
-    if not (1 <= month <= 12 and 1 <= day <= 31):
-        return None
-    name = list(dict.fromkeys(MONTHS.values()))[month - 1]
-    said_year = nw.year(year) if len(year) == 4 else _two_digit_year(year)
-    return f"{name} {nw.ordinal(str(day))}, {said_year}"
-
-
-def _two_digit_year(yy: str) -> str:
-    return f"oh {nw.DIGIT_WORDS[int(yy)]}" if yy[0] == "0" else nw.cardinal(yy)
-
-
-def _phone(m: re.Match[str]) -> str:
-    groups = [g.strip("()") for g in m.groups() if g]
-    return ", ".join(nw.digits(g) for g in groups)
-
-
-def _shape(core: str, prev: str) -> str | None:
-    """Whole-token shapes: times, dates, phones, fractions, ranges, versions, emails."""
-    if (m := _ISO_DATE.fullmatch(core)) and (d := _date(m[1], int(m[2]), int(m[3]))):
-        return d
-    if m := _SLASH_DATE.fullmatch(core):
-        a, b = int(m[1]), int(m[2])
-        month, day = (b, a) if a > 12 else (a, b)
-        if d := _date(m[3], month, day):
-            return d
-    if (m := _SLASH_YMD.fullmatch(core)) and (d := _date(m[1], int(m[2]), int(m[3]))):
-        return d
-    if (m := _DOT_DATE.fullmatch(core)) and (d := _date(m[3], int(m[2]), int(m[1]))):
-        return d
-    if m := _PHONE.fullmatch(core):
-        return _phone(m)
-    if re.fullmatch(r"\([0-9]{3}\)", core):
-        return f"({nw.digits(core)})"
-    if m := _FRACTION.fullmatch(core):
-        said = nw.fraction(m[1], m[2])
-        if prev.isdigit() and int(m[1]) < int(m[2]):
-            return "and " + said  # "1 1/2": one and one half
-        return said
-    if _DOTTED.fullmatch(core):
-        parts = core.split(".")
-        ip = len(parts) == 4 and all(len(p) <= 3 and int(p) <= 255 for p in parts)
-        return (" dot " if ip else " point ").join(
-            nw.cardinal(p) if len(p) <= 3 else nw.digits(p) for p in parts
-        )
-    if _EMAIL.fullmatch(core):
-        user, _, host = core.partition("@")
-        return f"{_pieces(user)} at {_domain(host)}"
-    if _DOMAIN.fullmatch(core):
-        return _domain(core)
-    if m := _RANGE.fullmatch(core):
-        t1, t2 = _TIME.fullmatch(m[1]), _TIME.fullmatch(m[2])
-        if t1 and t2 and (start := _time(t1, bare=True)) and (end := _time(t2, bare=True)):
-            return f"{start} to {end}"  # "12:00-1:00": twelve to one
-        lo, hi = _AMOUNT.fullmatch(m[1]), _AMOUNT.fullmatch(m[2])
-        if lo and hi and lo["cur"] and not (hi["cur"] or lo["sign"] or lo["pre"]):
-            # "$5-10": five to ten dollars, the currency said once, at the end
-            lo = _AMOUNT.fullmatch(m[1][len(lo["cur"]) :])
-            hi = _AMOUNT.fullmatch(m[1][: -len(lo["num"] if lo else "")] + m[2])
-        if lo and hi and not lo["sign"]:
-            return f"{_alone(lo)} to {_alone(hi)}"
-    if m := _PER.fullmatch(core):
-        amount = _AMOUNT.fullmatch(m[1])
-        if amount:
-            per = UNITS[m[2]][0] if m[2] in UNITS else m[2]
-            return f"{_alone(amount)} per {per}"
-    return None
+    return not _DIGITS.isdisjoint(text)
 
 
 def _alone(m: re.Match[str]) -> str:
@@ -648,46 +673,10 @@ def _alone(m: re.Match[str]) -> str:
     return said
 
 
-def _domain(host: str) -> str:
-    return " dot ".join(_pieces(p) for p in host.split("."))
-
-
-def _pieces(text: str) -> str:
-    """Anything else: digits as numbers, letters as written, symbols by name, runs skipped."""
-    tokens = [m.group() for m in _PIECES.finditer(text)]
-    out: list[str] = []
-    for i, tok in enumerate(tokens):
-        before = tokens[i - 1] if i else ""
-        after = tokens[i + 1] if i + 1 < len(tokens) else ""
-        if tok[0] in _DIGITS:
-            out.append(nw.number(tok) if len(tok) <= 16 else nw.digits(tok))
-        elif tok[0].isalpha():
-            if out and out[-1].endswith(("-", "'", "’")):
-                out[-1] += tok
-            else:
-                out.append(tok)
-        elif tok in SYMBOLS and len(tok) > 1:
-            out.append(SYMBOLS[tok])
-        elif len(tok) >= 3 and len(set(tok)) == 1:
-            continue  # "$$$", "===": decoration, not words
-        elif tok in ("-", "–", "—", "−"):
-            if before[:1].isalpha() and after[:1].isalpha() and tok == "-":
-                out[-1] += "-"
-            elif after[:1] in _DIGITS and after[:1] != "" and not before[:1].isalnum():
-                out.append("minus")
-        elif tok in ("'", "’") and before[:1].isalpha() and after[:1].isalpha():
-            out[-1] += tok
-        elif tok == "." and before[:1].isalnum() and after[:1].isalnum():
-            out.append("dot")
-        else:
-            for c in tok:
-                said = SYMBOLS.get(c, "")
-                if said.strip():
-                    out.append(said)
-    return " ".join(out)
-
-
 def verbalize(text: str, lexicon: Lexicon | None = None) -> str:
     """Verbalize a whole text at once: ``feed(text) + flush()`` of a fresh verbalizer."""
     v = Verbalizer(lexicon)
     return v.feed(text) + v.flush()
+
+
+_EASY, _EASY_FINAL = _easy(final=False), _easy(final=True)

@@ -10,7 +10,7 @@ Invariant (tested): the input is ``ws0 + c1 + ws1 + c2 + ... + cn + wsn`` where 
 emitted chunks, verbatim, and every ``ws_i`` is whitespace only (possibly empty, e.g. after a CJK
 full stop). Chunks are never empty and never start or end with whitespace.
 
-Why one module of ~700 lines: the scanner is one state machine (buffer, scan position, open
+Why one module of ~800 lines: the scanner is one state machine (buffer, scan position, open
 quotes and brackets, the pending first-chunk decision) and every rule reads and moves that
 same state; split across modules it would need that state passed around or shared.
 """
@@ -23,6 +23,7 @@ import unicodedata
 from typing import Literal
 
 from voicepipe.errors import ConfigError
+from voicepipe.text.scanning import Lookahead, NeedMore
 
 __all__ = ["CHUNKINGS", "Chunking", "SentenceBuffer", "check_chunking", "split_sentences"]
 
@@ -139,10 +140,6 @@ _CLAUSE_END = re.compile(r"[,;:،](?=\s)|[，；：、—]")
 _WORDISH = re.compile(r"\S*\w\S*")
 
 
-class _NeedMore(Exception):
-    """Raised by a lookahead past the end of the buffer before the stream has ended."""
-
-
 def _is_extend(ch: str) -> bool:
     """Characters that continue a grapheme: never cut just before one."""
     cp = ord(ch)
@@ -193,7 +190,7 @@ def _content_word(word: str) -> bool:
     return word.lower() not in _FUNCTION_WORDS
 
 
-class SentenceBuffer:
+class SentenceBuffer(Lookahead):
     """Turns streamed text deltas into chunks worth synthesizing, as early as each is certain.
 
     ``chunking``: ``"sentence"`` releases each sentence once its end is certain; ``"adaptive"``
@@ -254,7 +251,7 @@ class SentenceBuffer:
         if self.chunking == "naive":
             self._naive.append(delta)
             return []
-        out = self.release_due()
+        out = self.release_due() if self._held else []  # (release_due has nothing to do)
         if delta:
             self._buf += delta
             self._scan(out)
@@ -343,13 +340,6 @@ class SentenceBuffer:
 
     # ---------------------------------------------------------------- scanning
 
-    def _peek(self, j: int) -> str | None:
-        if j < len(self._buf):
-            return self._buf[j]
-        if self._final:
-            return None
-        raise _NeedMore
-
     def _cut(
         self, at: int, resume: int, out: list[str], *, sentence: bool, mid: bool = False
     ) -> None:
@@ -382,7 +372,7 @@ class SentenceBuffer:
                 i = m.start()
                 self._pos = i
                 self._step(i, buf[i], out)
-        except _NeedMore:
+        except NeedMore:
             return
 
     def _step(self, i: int, c: str, out: list[str]) -> None:
@@ -465,7 +455,7 @@ class SentenceBuffer:
             if self._final:
                 self._marker_checked = True
                 return
-            raise _NeedMore
+            raise NeedMore
         marker = self._marker_at(j)
         self._marker_checked = True
         if marker is not None:
@@ -507,11 +497,10 @@ class SentenceBuffer:
 
     def _newline_breaks(self, i: int) -> bool:
         """A blank line, or a line starting with a list/heading/quote/table marker, ends a piece."""
-        j = i + 1
-        while (c := self._peek(j)) is not None and c in " \t\r\f\v":
-            j += 1
-            if j - i > _MAX_SPACE:
-                return True
+        after = self._skip(i + 1, " \t\r\f\v", _MAX_SPACE - 1)
+        if after is None:
+            return True
+        j, c = after
         if c is None:
             return False
         if c == "\n" or c in _BULLETS or c in "#>|":

@@ -1,5 +1,11 @@
 """Streaming speech normalization: markdown, URLs and emoji in, speakable text out.
 
+Why one module of ~620 lines: like the sentence buffer, the normalizer is one resumable state
+machine (a mode per construct: text, code span, fence, link target, URL host and path) over
+one buffer; its steps share that state, so they stay together. Its fast path (``feed``: a
+delta of plain words and single spaces is what the text steps would do, at once) reads the
+same state.
+
 Like the sentence buffer, the normalizer is a resumable scanner: each decision is a pure function
 of the text, and one that needs characters not yet received stops the scan before touching any
 state. The output therefore never depends on how the text was cut into deltas, and what is held
@@ -16,10 +22,6 @@ sentence buffer treats each as its own sentence. Whitespace runs collapse to one
 newline / one blank line where the markdown had line or paragraph breaks. Then, unless
 ``verbalize=False``, the ``Verbalizer`` (``voicepipe.text.normalize``) says numbers, money,
 dates, units, symbols and abbreviations as words, with an optional user ``Lexicon`` first.
-
-Why one module of ~560 lines: like the sentence buffer, the normalizer is one resumable state
-machine (a mode per construct: text, code span, fence, link target, URL host and path) over
-one buffer; its steps share that state, so they stay together.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from typing import Literal
 
 from voicepipe.text.lexicon import Lexicon
 from voicepipe.text.normalize import Verbalizer
+from voicepipe.text.scanning import Lookahead, NeedMore
 
 __all__ = ["CODE_MENTION", "SpeechNormalizer", "to_speech"]
 
@@ -39,8 +42,18 @@ _EMOJI = (
     "\ufe00-\ufe0f\u200d\u20e3\U000e0020-\U000e007f"
 )
 _EMOJI_RE = re.compile(f"[{_EMOJI}]")
-# A run of characters with no markdown meaning. h/w start a possible URL only at a word start.
-_PLAIN = re.compile(f"(?:[^\\s\\\\`*_~\\[\\]!|hHwW{_EMOJI}]|(?<=[^\\W_])[hHwW])+")
+# A run of characters with no markdown meaning, and single spaces between such runs (the
+# common case: one match, one emit per delta). h/w start a possible URL only at a word start,
+# so there they are plain only once the characters after them rule out "http(s)://" and "www."
+# (at the buffer's end they are not: the step that reads a URL prefix waits for more).
+_MARKUP = f"\\s\\\\`*_~\\[\\]!|hHwW{_EMOJI}"
+_NOT_HTTP = (
+    "[^tT]|[tT][^tT]|[tT][tT][^pP]|[tT][tT][pP](?:[^sS:]|[sS](?:[^:]|:(?:[^/]|/[^/]))"
+    "|:(?:[^/]|/[^/]))"
+)
+_HW = f"[hH](?={_NOT_HTTP})|[wW](?=[^wW]|[wW][^wW]|[wW][wW][^.])"
+_CHAR = f"[^{_MARKUP}]|(?<=[^\\W_])[hHwW]|{_HW}"
+_PLAIN = re.compile(f"(?:{_CHAR})(?:{_CHAR}| (?={_CHAR}))*")
 _CODE_PLAIN = re.compile(f"[^\\s`{_EMOJI}]+")
 _HOST_RUN = re.compile(r"[\w.-]+")
 _PATH_RUN = re.compile(r"[^\s<>\"`()\[\].,;:!?']+")
@@ -52,11 +65,7 @@ _MAX_LOOK = 256  # longest line prefix a decision may examine (separator rows, r
 Mode = Literal["text", "code", "fence_info", "fence", "skipline", "dest", "alt", "host", "path"]
 
 
-class _NeedMore(Exception):
-    """Raised by a lookahead past the end of the buffer before the stream has ended."""
-
-
-class SpeechNormalizer:
+class SpeechNormalizer(Lookahead):
     """Turns streamed markdown-ish LLM text into text a TTS engine should read aloud."""
 
     def __init__(
@@ -71,6 +80,17 @@ class SpeechNormalizer:
         self.code_blocks = code_blocks
         # Markdown first, then words: the verbalizer reads the clean text, also streamed.
         self.verbalizer = Verbalizer(lexicon) if verbalize or lexicon else None
+        self._steps = {  # built once: _run looks a step up for every construct
+            "text": self._text_step,
+            "code": self._code_step,
+            "fence_info": self._skip_line_step,
+            "skipline": self._skip_line_step,
+            "fence": self._fence_step,
+            "dest": self._dest_step,
+            "alt": self._alt_step,
+            "host": self._host_step,
+            "path": self._path_step,
+        }
         self._reset()
 
     def _reset(self) -> None:
@@ -98,12 +118,34 @@ class SpeechNormalizer:
         self._host: list[str] = []
         self._url_parens = 0
         self._tail: int | None = None  # start of trailing punctuation after a URL path
+        self._plain = False  # all read, in text mode mid-line with nothing pending (see feed)
 
     # ---------------------------------------------------------------- public API
 
     def feed(self, delta: str) -> str:
         """Add a text delta; return the speakable text it completes (possibly "")."""
-        self._buf += delta
+        buf = self._buf + delta
+        if self._plain and delta:
+            # The common case, plain words and single spaces: what the text steps do, at once.
+            pos, ws = self._pos, self._ws
+            if delta[0] == " ":
+                pos, ws = pos + 1, ws or " "
+            m = _PLAIN.match(buf, pos)
+            end = m.end() if m else pos
+            if end == len(buf) or buf[end:] == " ":
+                self._prev = buf[-1]
+                self._buf, self._pos = buf[-1:], 1  # one consumed character, as _run keeps
+                if m is None:
+                    self._ws = ws
+                    return ""
+                text = m.group()
+                self._last = text[-1]
+                if ws and self._started:
+                    text = ws + text
+                self._ws = buf[end:]
+                self._started = self._line_text = True
+                return self.verbalizer.feed(text) if self.verbalizer else text
+        self._buf = buf
         text = self._run()
         return self.verbalizer.feed(text) if self.verbalizer and text else text
 
@@ -155,13 +197,6 @@ class SpeechNormalizer:
 
     # ---------------------------------------------------------------- scanning
 
-    def _peek(self, j: int) -> str | None:
-        if j < len(self._buf):
-            return self._buf[j]
-        if self._final:
-            return None
-        raise _NeedMore
-
     def _run_length(self, j: int, ch: str) -> int:
         n = 0
         while n < _MAX_LOOK and self._peek(j + n) == ch:
@@ -169,21 +204,11 @@ class SpeechNormalizer:
         return n
 
     def _run(self) -> str:
-        steps = {
-            "text": self._text_step,
-            "code": self._code_step,
-            "fence_info": self._skip_line_step,
-            "skipline": self._skip_line_step,
-            "fence": self._fence_step,
-            "dest": self._dest_step,
-            "alt": self._alt_step,
-            "host": self._host_step,
-            "path": self._path_step,
-        }
+        steps = self._steps
         try:
             while self._pos < len(self._buf) or (self._final and self._mode in ("host", "path")):
                 steps[self._mode]()
-        except _NeedMore:
+        except NeedMore:
             pass
         keep = self._pos if self._tail is None else min(self._pos, self._tail)
         if keep > 1:  # keep one consumed character as look-behind context
@@ -191,6 +216,12 @@ class SpeechNormalizer:
             self._pos -= keep - 1
             if self._tail is not None:
                 self._tail -= keep - 1
+        self._plain = (
+            self._mode == "text"
+            and self._pos == len(self._buf)
+            and not (self._line_start or self._cell_sep or self._dropped)
+            and self._tail is None
+        )
         text = "".join(self._out)
         self._out = []
         return text
@@ -209,7 +240,11 @@ class SpeechNormalizer:
         m = _PLAIN.match(buf, pos)
         if m:
             self._emit(m.group())
-            self._consume(m.end() - pos)
+            end = m.end()
+            if buf[end : end + 1] == " ":  # the space after it, as the branch below would
+                self._ws = " "
+                end += 1
+            self._consume(end - pos)
             return
         c = buf[pos]
         if c == "\n":
@@ -318,11 +353,10 @@ class SpeechNormalizer:
 
     def _block_start(self, j: int) -> bool:
         """Whether the line at ``j`` is blank or starts a block (so the line before is a unit)."""
-        start = j
-        while (c := self._peek(j)) is not None and c in " \t":
-            j += 1
-            if j - start > _MAX_LOOK:
-                return False
+        after = self._skip(j, " \t", _MAX_LOOK)
+        if after is None:
+            return False
+        j, c = after
         if c is None:
             return False
         if c == ">":

@@ -139,20 +139,24 @@ CURRENCY_SYMBOLS: dict[str, tuple[str, str, str, str]] = {
     "₿": ("bitcoin", "bitcoins", "", ""),
     "¢": ("cent", "cents", "", ""),
 }
+_US_DOLLAR = ("US dollar", "US dollars", "cent", "cents")
+_CANADIAN_DOLLAR = ("Canadian dollar", "Canadian dollars", "cent", "cents")
+_AUSTRALIAN_DOLLAR = ("Australian dollar", "Australian dollars", "cent", "cents")
+# code -> the same names; a code whose currency has a symbol above is said the same way
 CURRENCY_CODES: dict[str, tuple[str, str, str, str]] = {
-    "USD": ("US dollar", "US dollars", "cent", "cents"),
-    "US$": ("US dollar", "US dollars", "cent", "cents"),
-    "EUR": ("euro", "euros", "cent", "cents"),
-    "GBP": ("pound", "pounds", "penny", "pence"),
-    "JPY": ("yen", "yen", "", ""),
+    "USD": _US_DOLLAR,
+    "US$": _US_DOLLAR,
+    "EUR": CURRENCY_SYMBOLS["€"],
+    "GBP": CURRENCY_SYMBOLS["£"],
+    "JPY": CURRENCY_SYMBOLS["¥"],
     "CNY": ("yuan", "yuan", "", ""),
-    "INR": ("rupee", "rupees", "paisa", "paise"),
-    "CAD": ("Canadian dollar", "Canadian dollars", "cent", "cents"),
-    "C$": ("Canadian dollar", "Canadian dollars", "cent", "cents"),
-    "AUD": ("Australian dollar", "Australian dollars", "cent", "cents"),
-    "A$": ("Australian dollar", "Australian dollars", "cent", "cents"),
+    "INR": CURRENCY_SYMBOLS["₹"],
+    "CAD": _CANADIAN_DOLLAR,
+    "C$": _CANADIAN_DOLLAR,
+    "AUD": _AUSTRALIAN_DOLLAR,
+    "A$": _AUSTRALIAN_DOLLAR,
     "CHF": ("Swiss franc", "Swiss francs", "centime", "centimes"),
-    "BTC": ("bitcoin", "bitcoins", "", ""),
+    "BTC": CURRENCY_SYMBOLS["₿"],
 }
 
 MONTHS: dict[str, str] = {
