@@ -1,5 +1,24 @@
 """voicepipe's tests; the folders mirror the package."""
 
+import json
+import subprocess
+import sys
 from pathlib import Path
+from typing import Any
 
 ROOT_DIR = Path(__file__).resolve().parents[1]  # the repository: scripts/, samples/
+
+
+def run_script(script: str, *args: str, env: dict[str, str], timeout: float = 60) -> Any:
+    """Run ``script`` in a fresh interpreter from the repository (its own PortAudio, its own
+    event loop), require a clean exit, and return what it printed, parsed as JSON."""
+    result = subprocess.run(
+        [sys.executable, "-c", script, *args],
+        env=env,
+        cwd=ROOT_DIR,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)

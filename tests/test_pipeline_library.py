@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import shutil
 import subprocess
 import sys
@@ -15,7 +14,7 @@ import anyio
 import numpy as np
 import pytest
 
-from tests import ROOT_DIR
+from tests import ROOT_DIR, run_script
 from tests.audio.conftest import alsa_capture_env
 from tests.engines import ToneTTS, tone_for
 from voicepipe import timeline as tl
@@ -198,16 +197,7 @@ def test_say_sync_plays_on_the_speakers_without_a_sink(tmp_path: Path) -> None:
     """The blocking helper and the default sink together: what is played is what a file gets."""
     env, capture = alsa_capture_env(tmp_path)
     out = tmp_path / "same.wav"
-    result = subprocess.run(
-        [sys.executable, "-c", PLAY_DEFAULT, TEXT, str(out)],
-        env=env,
-        cwd=ROOT_DIR,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert result.returncode == 0, result.stderr
-    report = json.loads(result.stdout)
+    report = run_script(PLAY_DEFAULT, TEXT, str(out), env=env)
     assert " ".join(report["chunks"]) == TEXT and report["audio_seconds"] > 2
     played = np.fromfile(capture, dtype="<i2")
     written = wav_samples(out)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-import json
 import os
 import re
 import shutil
@@ -20,7 +19,7 @@ import anyio.lowlevel
 import numpy as np
 import pytest
 
-from tests import ROOT_DIR
+from tests import ROOT_DIR, run_script
 from tests.audio.conftest import PacedDevice
 from tests.engines import ToneTTS
 from tests.voice.test_listener import ECHO, RATE, tone
@@ -282,16 +281,7 @@ def test_barge_in_silences_the_speakers_within_50_ms(
 ) -> None:
     # A chat answer through the real PlaybackSink into a device that plays in real time: the
     # figure is when the device fell silent, not when a method returned.
-    result = subprocess.run(
-        [sys.executable, "-c", BARGE_IN_ON_A_DEVICE, backend],
-        env=paced_device.env,
-        cwd=ROOT_DIR,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert result.returncode == 0, result.stderr
-    report = json.loads(result.stdout)
+    report = run_script(BARGE_IN_ON_A_DEVICE, backend, env=paced_device.env)
     times, frames = paced_device.played()
     loud = np.flatnonzero(np.abs(frames) > 100)
     assert len(loud) > 48000 * 0.9  # about a second played before the barge-in

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 from pathlib import Path
@@ -11,6 +10,7 @@ import anyio
 import numpy as np
 import pytest
 
+from tests import run_script
 from tests.audio.conftest import alsa_capture_env
 
 PLAY = """
@@ -42,11 +42,7 @@ def expected_samples() -> np.ndarray:
 
 def test_played_samples_are_the_written_samples_in_order(tmp_path: Path) -> None:
     env, capture = alsa_capture_env(tmp_path)
-    result = subprocess.run(
-        [sys.executable, "-c", PLAY], env=env, capture_output=True, text=True, timeout=60
-    )
-    assert result.returncode == 0, result.stderr
-    report = json.loads(result.stdout)
+    report = run_script(PLAY, env=env)
     expected = expected_samples()
     assert report == {"frames_played": len(expected), "rate": 22050}
     played = np.fromfile(capture, dtype="<i2")
@@ -86,11 +82,7 @@ def test_the_echo_reference_hears_every_sample_the_device_gets(tmp_path: Path) -
     """``on_played`` (the echo canceller's reference) sees exactly what the callback wrote,
     block by block through real PortAudio, with times that move forward."""
     env, capture = alsa_capture_env(tmp_path)
-    result = subprocess.run(
-        [sys.executable, "-c", TAP], env=env, capture_output=True, text=True, timeout=60
-    )
-    assert result.returncode == 0, result.stderr
-    report = json.loads(result.stdout)
+    report = run_script(TAP, env=env)
     np.testing.assert_array_equal(np.array(report["samples"], np.int16), expected_samples())
     assert report["rates"] == [22050] and report["times_rise"]
     assert report["blocks"] >= report["frames_played"]  # silence padding included

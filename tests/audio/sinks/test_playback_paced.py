@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests import ROOT_DIR
+from tests import run_script
 from tests.audio.conftest import PacedDevice
 
 STOP = """
@@ -45,15 +45,7 @@ anyio.run(main)
 def test_abort_silences_within_50_ms_with_a_fade_and_frees_the_device(
     paced_device: PacedDevice,
 ) -> None:
-    result = subprocess.run(
-        [sys.executable, "-c", STOP],
-        env=paced_device.env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert result.returncode == 0, result.stderr
-    report = json.loads(result.stdout)
+    report = run_script(STOP, env=paced_device.env)
     assert report["open"] is False
     assert report["closed"] - report["called"] < 0.050
     times, frames = paced_device.played()
@@ -94,15 +86,7 @@ anyio.run(main)
 
 
 def test_a_slow_producer_is_counted_as_underruns(paced_device: PacedDevice) -> None:
-    result = subprocess.run(
-        [sys.executable, "-c", SLOW],
-        env=paced_device.env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert result.returncode == 0, result.stderr
-    underruns = json.loads(result.stdout)
+    underruns = run_script(SLOW, env=paced_device.env)
     assert len(underruns) == 1
     assert underruns[0] == pytest.approx(0.3, abs=0.1)
     _, frames = paced_device.played()
@@ -166,15 +150,7 @@ anyio.run(main)
 def test_a_stalling_file_does_not_stall_playback_through_the_tee(
     paced_device: PacedDevice, mode: str
 ) -> None:
-    result = subprocess.run(
-        [sys.executable, "-c", TEE, mode],
-        env=paced_device.env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert result.returncode == 0, result.stderr
-    underrun_s = json.loads(result.stdout)
+    underrun_s = run_script(TEE, mode, env=paced_device.env)
     if mode == "own-pace":  # `async with TeeSink(...)`: each sink has its own task
         assert underrun_s == 0
     else:  # written together, chunk by chunk: the stall reaches the speakers
@@ -214,15 +190,7 @@ anyio.run(main, sys.argv[2], backend=sys.argv[1])
 def test_audible_is_when_the_first_sample_left_the_device(
     paced_device: PacedDevice, backend: str, producer: str
 ) -> None:
-    result = subprocess.run(
-        [sys.executable, "-c", AUDIBLE, backend, producer],
-        env=paced_device.env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert result.returncode == 0, result.stderr
-    report = json.loads(result.stdout)
+    report = run_script(AUDIBLE, backend, producer, env=paced_device.env)
     assert report["again"] is None  # taken once per run
     gap = report["audible"] - report["written"]
     latency = report["data"]["device_latency_s"]
@@ -275,16 +243,7 @@ anyio.run(main, sys.argv[2], sys.argv[3], backend=sys.argv[1])
 def test_a_run_reports_when_it_was_heard_only_when_it_played(
     paced_device: PacedDevice, tmp_path: Path, backend: str, sinks: str
 ) -> None:
-    result = subprocess.run(
-        [sys.executable, "-c", RUN, backend, sinks, str(tmp_path / "out.wav")],
-        env=paced_device.env,
-        cwd=ROOT_DIR,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert result.returncode == 0, result.stderr
-    report = json.loads(result.stdout)
+    report = run_script(RUN, backend, sinks, str(tmp_path / "out.wav"), env=paced_device.env)
     m = report["metrics"]
     assert m["ttfa_ms"] is not None and m["audio_ms"] > 400
     if sinks == "file":  # nothing played: nothing to report, not a guess
