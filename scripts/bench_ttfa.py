@@ -5,8 +5,9 @@ Three measurements, each printing medians side by side and their ratios:
 
     # chunkings (and the first-phrase rule before this change, from git HEAD) against the floor
     .venv/bin/python scripts/bench_ttfa.py chunking -n 5 [--json out.json]
-    # llama.cpp threads / spin-wait / priority and Piper's onnxruntime threads (adaptive)
-    .venv/bin/python scripts/bench_ttfa.py threads -n 4 --splits 2/50/1/0,1/0/1/-1,2/0/1/-1
+    # llama.cpp threads / spin-wait / priority and Piper's onnxruntime threads (adaptive),
+    # idle and with one busy process beside it (--load 1)
+    .venv/bin/python scripts/bench_ttfa.py threads -n 4 --splits 2/0/1/0,1/0/1/0 [--load 1]
     # a fresh process's first answer, with and without the warm-up, against a warm answer
     .venv/bin/python scripts/bench_ttfa.py cold -n 4
 
@@ -246,9 +247,13 @@ async def threads(args: argparse.Namespace) -> dict[str, Any]:
         every = [r for runs in by_prompt.values() for r in runs]
         tts = p50([r["tts_ms"] for r in every if r["tts_ms"] is not None])
         under = sum(r["underrun_ms"] or 0.0 for r in every)
+        ttft = p50([r["ttft_ms"] for r in every if r["ttft_ms"] is not None])
+        over = [r["ttfa_ms"] / r["floor_ms"] for r in every if r["ttfa_ms"] and r["floor_ms"]]
         print(
-            f"{arm}: {'; '.join(cells)} | TTS first audio {fmt(tts)} | underrun {under:.0f} ms"
-            f" | geometric mean ratio {statistics.geometric_mean(ratios):.2f}"
+            f"{arm}: {'; '.join(cells)} | TTS first audio {fmt(tts)} | TTFT {fmt(ttft)}"
+            f" | TTFA/floor p50 {fmt(p50(over), 2)} max {fmt(max(over, default=None), 2)}"
+            f" | underrun {under:.0f} ms | geometric mean ratio"
+            f" {statistics.geometric_mean(ratios):.2f}"
         )
     return {"results": results}
 
@@ -322,6 +327,14 @@ def main() -> None:
     )
     parser.add_argument("--prompt", default=PROMPTS["plain clause"])
     parser.add_argument("--only", help="comma-separated prompt labels to run (default: all)")
+    parser.add_argument(
+        "--load",
+        type=int,
+        default=0,
+        metavar="N",
+        help="keep N busy processes running beside the measurement (outside load, as a browser "
+        "or a build would be)",
+    )
     parser.add_argument("--json")
     args = parser.parse_args()
     if args.only:
@@ -329,7 +342,15 @@ def main() -> None:
         for label in [label for label in PROMPTS if label not in keep]:
             del PROMPTS[label]
     print(f"{os.cpu_count()} cores (shared with other work: figures drift, ratios hold)")
-    report = anyio.run({"chunking": chunking, "threads": threads, "cold": cold}[args.what], args)
+    hogs = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(args.load)]
+    try:
+        report = anyio.run(
+            {"chunking": chunking, "threads": threads, "cold": cold}[args.what], args
+        )
+    finally:
+        for hog in hogs:
+            hog.kill()
+            hog.wait()
     if args.json:
         Path(args.json).write_text(json.dumps(report, indent=1, default=str))
 

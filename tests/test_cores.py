@@ -40,3 +40,14 @@ def test_a_process_pinned_to_one_core_sizes_for_one() -> None:
         check=True,
     )
     assert out.stdout.strip() == "1"
+
+
+@pytest.mark.parametrize(
+    ("cores", "llm", "tts"), [(1, 1, 1), (2, 1, 1), (4, 2, 2), (8, 4, 4), (32, 8, 16)]
+)
+def test_the_models_split_the_cores_so_the_first_chunk_never_waits_for_one(
+    monkeypatch: pytest.MonkeyPatch, cores: int, llm: int, tts: int
+) -> None:
+    monkeypatch.setenv("OMP_NUM_THREADS", str(cores))
+    assert (llama_threads(), piper_threads()) == (llm, tts)
+    assert cores == 1 or llm + tts <= cores

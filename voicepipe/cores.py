@@ -1,4 +1,4 @@
-"""How many cores this process may use, for sizing the model runtimes' thread pools.
+"""How many cores this process may use, and how the embedded models split them.
 
 ``os.cpu_count()`` counts the machine; a process pinned by ``taskset``, a container's cpuset or
 a scheduler may use fewer. Ray tells each actor its share in ``OMP_NUM_THREADS`` (``num_cpus``
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 
-__all__ = ["available_cores"]
+__all__ = ["available_cores", "llm_threads", "tts_threads"]
 
 
 def available_cores() -> int:
@@ -21,3 +21,22 @@ def available_cores() -> int:
         return max(1, len(os.sched_getaffinity(0)))
     except (AttributeError, OSError):  # not on Linux
         return max(1, os.cpu_count() or 1)
+
+
+def tts_threads() -> int:
+    """Piper's onnxruntime threads: half the cores (1 on 2). On 2 cores 2 threads made the first
+    chunk's synthesis while llama.cpp generates slower (p50 192-203 ms against 121-156 ms)."""
+    return max(1, available_cores() // 2)
+
+
+def llm_threads() -> int:
+    """llama.cpp's threads: the cores Piper does not take, up to 8.
+
+    The first chunk is synthesized while the model goes on writing; the model writes far
+    faster than speech, so it is the one that gives way. Measured side by side on 2 cores
+    (`scripts/bench_ttfa.py threads --splits 2/0/1/0,1/0/1/0`, README "Measured here"): with
+    one thread instead of two, TTFA is about a tenth slower on an idle machine but a third
+    faster with one busy process beside it, where two threads also let OpenMP's spinning
+    workers stall the answer for seconds.
+    """
+    return max(1, min(available_cores() - tts_threads(), 8))

@@ -17,7 +17,7 @@ from typing import Any
 import anyio
 import httpx
 
-from voicepipe.cores import available_cores
+from voicepipe.cores import llm_threads
 from voicepipe.errors import ConfigError, MissingModel, ProviderError
 from voicepipe.lifecycle import Lifecycle
 from voicepipe.llm.base import Message
@@ -53,19 +53,18 @@ def default_model_path() -> Path:
 
 
 # Chosen by `scripts/bench_ttfa.py threads` (adaptive TTFA over six prompts, arms interleaved,
-# 2 cores shared with other work; README "Measured here"). Every core for llama.cpp: one
-# thread left Piper's first chunk no faster (102 vs 107 ms) and doubled the question's prompt
-# time (TTFT 127 vs 81 ms). No spin-waiting between graph steps (llama.cpp's "poll" is 50 by
-# default): the same idle, and under outside load Piper's first audio came sooner and underruns
-# halved. Low priority (-1: nice 5 for llama.cpp's compute threads only) helped Piper on an
-# idle machine but starved the LLM under outside load (TTFA 5x, 43 s of underruns): an option.
+# 2 cores; README "Measured here"). Threads: voicepipe.cores.llm_threads. No spin-waiting
+# between graph steps (llama.cpp's "poll" is 50 by default): the same idle, and under outside
+# load Piper's first audio came sooner and underruns halved. Low priority (-1: nice 5 for
+# llama.cpp's compute threads only) helped Piper on an idle machine but starved the LLM under
+# outside load (TTFA 5x, 43 s of underruns): an option.
 DEFAULT_POLL = 0
 DEFAULT_PRIORITY = 0
 
 
 def default_threads() -> int:
-    """llama.cpp's threads: every core this process may use, up to 8 (see above)."""
-    return min(available_cores(), 8)
+    """llama.cpp's threads: the cores Piper leaves free, up to 8 (:func:`llm_threads`)."""
+    return llm_threads()
 
 
 class EmbeddedLlamaServer:

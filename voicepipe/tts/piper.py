@@ -11,7 +11,7 @@ import anyio
 import numpy as np
 
 from voicepipe.audio.chunk import AudioChunk
-from voicepipe.cores import available_cores
+from voicepipe.cores import tts_threads
 from voicepipe.errors import ConfigError, MissingModel, ProviderError
 from voicepipe.lifecycle import Lifecycle
 
@@ -23,10 +23,8 @@ RATE_PHRASE = "The answer is simple, and it takes about as long to say as most s
 
 
 def default_threads() -> int:
-    """Piper's onnxruntime threads: half the cores (1 on 2). On 2 cores
-    (`scripts/bench_ttfa.py threads`) 2 threads made the first chunk's synthesis while llama.cpp
-    generates slower (p50 192-203 ms against 121-156 ms with 1, in the same run)."""
-    return max(1, available_cores() // 2)
+    """Piper's onnxruntime threads: half the cores (:func:`voicepipe.cores.tts_threads`)."""
+    return tts_threads()
 
 
 def default_voice_path() -> Path:
