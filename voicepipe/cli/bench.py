@@ -1,6 +1,6 @@
 """`voicepipe bench`: measure time-to-first-audio like a profiler (the work: apps.bench).
 
-Why ~410 lines: one small table builder per view of the results (summary, comparison, where
+Why ~430 lines: one small table builder per view of the results (summary, comparison, where
 TTFA went, the floor, cold starts) plus CSV, plot and progress, all sharing labels and console.
 """
 
