@@ -20,7 +20,14 @@ def test_a_scheduler_s_share_in_omp_num_threads_wins(monkeypatch: pytest.MonkeyP
     assert llama_threads() == 1 and piper_threads() == 1
 
 
-@pytest.mark.parametrize("value", ["", "0", "-2", "four"])
+def test_omp_num_threads_never_adds_cores_the_process_may_not_use(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("OMP_NUM_THREADS", "64")
+    assert available_cores() == len(os.sched_getaffinity(0))
+
+
+@pytest.mark.parametrize("value", ["", "0", "-2", "four", "²", "2,1"])
 def test_a_meaningless_omp_num_threads_falls_back_to_the_affinity_mask(
     monkeypatch: pytest.MonkeyPatch, value: str
 ) -> None:
@@ -43,11 +50,12 @@ def test_a_process_pinned_to_one_core_sizes_for_one() -> None:
 
 
 @pytest.mark.parametrize(
-    ("cores", "llm", "tts"), [(1, 1, 1), (2, 1, 1), (4, 2, 2), (8, 4, 4), (32, 8, 16)]
+    ("cores", "llm", "tts"), [(1, 1, 1), (2, 1, 1), (3, 2, 1), (4, 2, 2), (8, 4, 4), (32, 8, 4)]
 )
 def test_the_models_split_the_cores_so_the_first_chunk_never_waits_for_one(
     monkeypatch: pytest.MonkeyPatch, cores: int, llm: int, tts: int
 ) -> None:
     monkeypatch.setenv("OMP_NUM_THREADS", str(cores))
+    monkeypatch.setattr(os, "sched_getaffinity", lambda _: set(range(64)))
     assert (llama_threads(), piper_threads()) == (llm, tts)
     assert cores == 1 or llm + tts <= cores

@@ -60,7 +60,7 @@ def public_url(url: str) -> str:
     except ValueError:
         return scrub(url)
     if not parts.scheme or not parts.netloc:
-        return url
+        return scrub(url)
     return urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2], query="", fragment=""))
 
 

@@ -259,7 +259,8 @@ def test_sessions_spread_over_both_replicas_and_stream_through_unbuffered(
     cluster: tuple[Balancer, Replica, Replica],
 ) -> None:
     balancer, a, b = cluster
-    # (a) Two clients, four conversations each: least-connections gives each replica one.
+    # (a) Two clients, four conversations each: least-connections spreads them (4 and 4 in
+    # every run here; at least 2 each is required, so a slow start cannot fail it).
     with ThreadPoolExecutor(2) as pool:
         results = list(pool.map(lambda _: converse(balancer.url, SHORT), range(8)))
     for result in results:
