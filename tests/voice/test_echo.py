@@ -58,6 +58,7 @@ async def test_without_cancellation_a_user_level_with_the_echo_is_missed() -> No
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])  # the unpaced twins run on both
 async def test_in_real_time_the_echo_alone_never_interrupts_with_cancellation() -> None:
     with anyio.fail_after(30):
         signal = microphone_signal(0, with_user=False)
@@ -65,6 +66,7 @@ async def test_in_real_time_the_echo_alone_never_interrupts_with_cancellation() 
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])  # the unpaced twins run on both
 async def test_in_real_time_a_user_over_a_loud_echo_interrupts_with_cancellation() -> None:
     with anyio.fail_after(30):
         heard = await interrupted_at(
