@@ -22,3 +22,19 @@ def run_script(script: str, *args: str, env: dict[str, str], timeout: float = 60
     )
     assert result.returncode == 0, result.stderr
     return json.loads(result.stdout)
+
+
+def run_soak(*args: str) -> list[int]:
+    """Run ``scripts/soak.py --seconds 4`` (and ``args``), require that nothing grew (its exit
+    code), and return its counts: turns, completed, interrupted, LLM faults, TTS faults."""
+    result = subprocess.run(
+        [sys.executable, str(ROOT_DIR / "scripts" / "soak.py"), "--seconds", "4", *args],
+        capture_output=True,
+        text=True,
+        cwd=ROOT_DIR,
+        timeout=60,
+    )
+    print(result.stdout)  # the figures, with -s
+    assert result.returncode == 0, result.stdout + result.stderr
+    # "97 turns: 53 completed, 20 interrupted, 14 LLM faults, 10 TTS faults"
+    return [int(word) for word in result.stdout.splitlines()[0].split() if word.isdigit()]

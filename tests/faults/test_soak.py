@@ -2,28 +2,13 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
 import pytest
 
-from tests import ROOT_DIR
-
-ROOT = ROOT_DIR
+from tests import run_soak
 
 
 @pytest.mark.slow
 def test_short_soak_is_flat() -> None:
-    result = subprocess.run(
-        [sys.executable, str(ROOT / "scripts" / "soak.py"), "--seconds", "4"],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        timeout=60,
-    )
-    print(result.stdout)  # the figures, with -s
-    assert result.returncode == 0, result.stdout + result.stderr
-    # "97 turns: 53 completed, 20 interrupted, 14 LLM faults, 10 TTS faults"
-    numbers = [int(word) for word in result.stdout.splitlines()[0].split() if word.isdigit()]
+    numbers = run_soak()
     turns, _completed, interrupted, llm_faults, tts_faults = numbers
-    assert turns >= 20 and interrupted and llm_faults and tts_faults, result.stdout
+    assert turns >= 20 and interrupted and llm_faults and tts_faults, numbers

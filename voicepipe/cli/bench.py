@@ -217,11 +217,17 @@ def _compare_table(
     return table
 
 
-def _breakdown_table(results: Sequence[BenchResult], labels: Sequence[str]) -> Table:
-    table = Table(title="where TTFA went (median ms of each part)", title_justify="left")
+def _parts_table(title: str, labels: Sequence[str]) -> Table:
+    """A table of named parts (rows), one column per configuration."""
+    table = Table(title=title, title_justify="left")
     table.add_column("part")
     for label in labels:
         table.add_column(escape(label), justify="right")
+    return table
+
+
+def _breakdown_table(results: Sequence[BenchResult], labels: Sequence[str]) -> Table:
+    table = _parts_table("where TTFA went (median ms of each part)", labels)
     parts = [r.breakdown() for r in results]
     for key in BREAKDOWN_FIELDS:
         table.add_row(_PARTS[key], *("-" if p is None else f"{p[key]:.0f}" for p in parts))
@@ -239,10 +245,7 @@ _FLOOR_ROWS = {
 
 def _floor_table(results: Sequence[BenchResult], labels: Sequence[str]) -> Table:
     """The floor measured in the same runs (see ``voicepipe.apps.bench.Floor``)."""
-    table = Table(title="the floor, in the same runs (median ms)", title_justify="left")
-    table.add_column("part")
-    for label in labels:
-        table.add_column(escape(label), justify="right")
+    table = _parts_table("the floor, in the same runs (median ms)", labels)
     floors = [r.floor() for r in results]
     for key, name in _FLOOR_ROWS.items():
         decimals = 2 if key == "ttfa_over_floor" else 0

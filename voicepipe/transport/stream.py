@@ -131,8 +131,8 @@ async def open_stream(
         ),
         **body,
     )
-    # No user:password@ from the base URL in any message (issue 18).
-    shown_url = redact(public_url(str(request.url.copy_with(query=None))), secrets)
+    # No user:password@, query or fragment from the URL in any message (issue 18).
+    shown_url = redact(public_url(str(request.url)), secrets)
     retries = 0
     while True:
         deadline = time.perf_counter() + timeouts.first_byte

@@ -44,3 +44,7 @@ class AudioSink(Protocol):
 
     def buffered_seconds(self) -> float: ...
     def take_underruns(self) -> list[tuple[float, float]]: ...
+
+    # Optional, not part of the protocol (sinks written before it still qualify): a sink that
+    # plays may also offer ``take_audible() -> Event | None``, when the run's first sample left
+    # the speaker; the sink stage adds it to the timeline (see PlaybackSink, TeeSink).
